@@ -1,0 +1,37 @@
+# The commands a developer runs are the commands CI runs (.ci/run calls `make test`).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+EXTRAS := dev
+
+.PHONY: demo test lint types unit test-slow bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) examples/eval_suite.py
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check agentcache tests examples benchmarks
+	$(PY) -m ruff format --check agentcache tests examples benchmarks
+
+types: $(VENV)/.installed
+	$(PY) -m mypy
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+test: lint types unit
+
+test-slow: $(VENV)/.installed
+	$(PY) -m pytest -q -m slow --run-slow
+
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .agentcache .mypy_cache .ruff_cache .pytest_cache

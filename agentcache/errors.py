@@ -1,0 +1,75 @@
+"""The error tree of agentcache, and the warning it raises when it fails open.
+
+::
+
+    AgentCacheError                      every error agentcache raises on its own account
+    ├── KeyMaterialError (TypeError)     key material of an unsupported type, NaN/inf, a non-str dict key
+    ├── ConfigurationError (ValueError)  a bad URL, mode, TTL, namespace or option
+    │   └── NotACacheFileError           the path holds a file that is not an agentcache database
+    ├── CacheMissError (LookupError)     replay mode met a key that was never recorded
+    └── BackendError                     the store failed (translated from its driver's error)
+        └── BackendUnavailableError      the store cannot be reached or opened at all
+
+    AgentCacheWarning (UserWarning)      a store failure that was survived (fail-open), an
+                                         unstorable value, a corrupt entry that was dropped
+
+Exceptions raised by the user's own ``call_fn`` are never wrapped: they pass through unchanged.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentCacheError",
+    "AgentCacheWarning",
+    "BackendError",
+    "BackendUnavailableError",
+    "CacheMissError",
+    "ConfigurationError",
+    "KeyMaterialError",
+    "NotACacheFileError",
+]
+
+
+class AgentCacheError(Exception):
+    """Base class of every error agentcache raises on its own account."""
+
+
+class KeyMaterialError(AgentCacheError, TypeError):
+    """Key material that cannot be canonicalised; names the type and the path inside the key."""
+
+
+class ConfigurationError(AgentCacheError, ValueError):
+    """A bad URL, mode, TTL, namespace or option; the message says what to pass instead."""
+
+
+class NotACacheFileError(ConfigurationError):
+    """The configured path holds a file that agentcache did not create; it is left untouched."""
+
+
+class CacheMissError(AgentCacheError, LookupError):
+    """Replay mode met a key that was never recorded; nothing was called.
+
+    ``key`` is the stored key that missed and ``material`` the key material it was derived from.
+    ``explanation`` is filled in where the cache can tell which recorded entry is nearest.
+    """
+
+    def __init__(self, key: str, material: object = None, explanation: str | None = None) -> None:
+        self.key = key
+        self.material = material
+        self.explanation = explanation
+        message = f"replay mode: no recorded entry for {key}"
+        if explanation:
+            message = f"{message}\n{explanation}"
+        super().__init__(message)
+
+
+class BackendError(AgentCacheError):
+    """The store failed; the driver's exception is the ``__cause__``."""
+
+
+class BackendUnavailableError(BackendError):
+    """The store cannot be reached or opened (folder not creatable, server down...)."""
+
+
+class AgentCacheWarning(UserWarning):
+    """A problem agentcache survived: a store outage it failed open on, a value it could not store."""
