@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EXTRAS := dev
 
-.PHONY: demo test lint types unit test-slow bench clean
+.PHONY: demo test lint types unit test-slow bench bench-peers clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test-slow: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks
+
+bench-peers: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[dev,peers]"
+	$(PY) -m benchmarks.peers
 
 clean:
 	rm -rf $(VENV) .agentcache .mypy_cache .ruff_cache .pytest_cache
