@@ -6,7 +6,7 @@ An encoded value is one format byte followed by the payload:
 
 Plain JSON values (dict with str keys, list, str, int, float, bool, None) round-trip exactly with no
 hints. Everything else (pydantic models, dataclasses, tuples, datetimes...) needs ``value_type`` so
-that a hit returns the same type as the miss did; without it ``encode`` raises ``UnstorableValue``
+that a hit returns the same type as the miss did; without it ``encode`` raises ``UnstorableValueError``
 rather than store something that would come back as a different type. There is no pickle: a shared
 store must never be a code-execution path.
 """
@@ -21,7 +21,9 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-__all__ = ["COMPRESS_MIN_BYTES", "CorruptValue", "UnstorableValue", "decode", "encode", "is_immutable"]
+from .errors import UnstorableValueError
+
+__all__ = ["COMPRESS_MIN_BYTES", "CorruptValue", "decode", "encode", "is_immutable"]
 
 COMPRESS_MIN_BYTES = 256
 """Payloads shorter than this are never worth a zlib header and a decompress on every hit."""
@@ -31,33 +33,38 @@ _ZLIB = b"z"
 _IMMUTABLE_JSON = (str, int, float, bool, type(None))
 
 
-class UnstorableValue(Exception):
-    """A value the codec cannot store faithfully; the message names the type and the fix."""
-
-
 class CorruptValue(Exception):
     """Stored bytes that cannot be decoded (truncated, foreign, or of an unknown format)."""
 
 
-@lru_cache(maxsize=256)
 def _adapter(value_type: Any) -> TypeAdapter[Any]:
+    if isinstance(value_type, TypeAdapter):
+        return value_type
+    try:
+        return _adapter_for_type(value_type)
+    except TypeError:  # an unhashable type expression: build it uncached
+        return TypeAdapter(value_type)
+
+
+@lru_cache(maxsize=256)
+def _adapter_for_type(value_type: Any) -> TypeAdapter[Any]:
     return TypeAdapter(value_type)
 
 
 def encode(value: object, value_type: Any = None) -> bytes:
-    """Encode ``value``; raise ``UnstorableValue`` if it would not come back equal and same-typed."""
+    """Encode ``value``; raise ``UnstorableValueError`` if it would not come back equal and same-typed."""
     if value_type is None:
         _check_plain_json(value, "value")
         try:
             payload = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         except ValueError as exc:  # circular reference
-            raise UnstorableValue(f"value cannot be written as JSON: {exc}") from exc
+            raise UnstorableValueError(f"value cannot be written as JSON: {exc}") from exc
         raw = payload.encode("utf-8", "surrogatepass")
     else:
         try:
             raw = _adapter(value_type).dump_json(value)
         except Exception as exc:  # pydantic raises several kinds; all mean "cannot store"
-            raise UnstorableValue(
+            raise UnstorableValueError(
                 f"value of type {type(value).__qualname__} cannot be serialised as "
                 f"value_type={value_type!r}: {exc}"
             ) from exc
@@ -94,22 +101,22 @@ def _check_plain_json(value: object, path: str) -> None:
         return
     if kind is float:
         if not math.isfinite(value):  # type: ignore[arg-type]
-            raise UnstorableValue(f"{path} is {value!r}, which JSON cannot hold")
+            raise UnstorableValueError(f"{path} is {value!r}, which JSON cannot hold")
         return
-    if kind is list:
-        for i, item in enumerate(value):  # type: ignore[arg-type]
+    if isinstance(value, list) and kind is list:
+        for i, item in enumerate(value):
             _check_plain_json(item, f"{path}[{i}]")
         return
-    if kind is dict:
-        for name, item in value.items():  # type: ignore[attr-defined]
+    if isinstance(value, dict) and kind is dict:
+        for name, item in value.items():
             if type(name) is not str:
-                raise UnstorableValue(
+                raise UnstorableValueError(
                     f"{path} has a key of type {type(name).__qualname__}; JSON keys are str. "
                     "Pass value_type= (e.g. dict[int, str]) so it can be restored exactly"
                 )
             _check_plain_json(item, f"{path}[{name!r}]")
         return
-    raise UnstorableValue(
+    raise UnstorableValueError(
         f"{path} is of type {kind.__qualname__}, which does not round-trip through JSON "
         f"unchanged; pass value_type={kind.__qualname__} (or any type pydantic can validate) "
         "to get_or_call/get, or annotate the return type of a @cache.cached function"

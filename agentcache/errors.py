@@ -4,6 +4,7 @@
 
     AgentCacheError                      every error agentcache raises on its own account
     ├── KeyMaterialError (TypeError)     key material of an unsupported type, NaN/inf, a non-str dict key
+    ├── UnstorableValueError (TypeError) a value that would not come back equal and same-typed
     ├── ConfigurationError (ValueError)  a bad URL, mode, TTL, namespace or option
     │   └── NotACacheFileError           the path holds a file that is not an agentcache database
     ├── CacheMissError (LookupError)     replay mode met a key that was never recorded
@@ -27,6 +28,7 @@ __all__ = [
     "ConfigurationError",
     "KeyMaterialError",
     "NotACacheFileError",
+    "UnstorableValueError",
 ]
 
 
@@ -36,6 +38,10 @@ class AgentCacheError(Exception):
 
 class KeyMaterialError(AgentCacheError, TypeError):
     """Key material that cannot be canonicalised; names the type and the path inside the key."""
+
+
+class UnstorableValueError(AgentCacheError, TypeError):
+    """A value the codec cannot store faithfully; names the type and the fix (``value_type=``)."""
 
 
 class ConfigurationError(AgentCacheError, ValueError):

@@ -34,7 +34,14 @@ from pydantic import BaseModel
 
 from .errors import ConfigurationError, KeyMaterialError
 
-__all__ = ["KEY_VERSION", "canonical_json", "digest", "normalize", "stored_key", "validate_namespace"]
+__all__ = [
+    "KEY_VERSION",
+    "canonical_json",
+    "digest",
+    "normalize",
+    "stored_key",
+    "validate_namespace",
+]
 
 KEY_VERSION = "v1"
 
@@ -55,8 +62,8 @@ def normalize(material: object, path: str = "key") -> Any:
         return _normalize_float(material, path)  # type: ignore[arg-type]
     if kind is dict:
         return _normalize_dict(material, path)  # type: ignore[arg-type]
-    if kind is list or kind is tuple:
-        return [normalize(item, f"{path}[{i}]") for i, item in enumerate(material)]  # type: ignore[attr-defined]
+    if isinstance(material, (list, tuple)) and (kind is list or kind is tuple):
+        return [normalize(item, f"{path}[{i}]") for i, item in enumerate(material)]
     if isinstance(material, enum.Enum):
         return normalize(material.value, path)
     if isinstance(material, (bytes, bytearray, memoryview)):
@@ -115,9 +122,7 @@ def _normalize_dict(material: dict[Any, Any], path: str) -> dict[str, Any]:
 
 def canonical_json(material: object) -> str:
     """The canonical JSON text of key material (what is hashed, and stored for inspection)."""
-    return json.dumps(
-        normalize(material), sort_keys=True, separators=(",", ":"), ensure_ascii=True
-    )
+    return json.dumps(normalize(material), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def digest(material: object) -> str:

@@ -31,8 +31,7 @@ def open_store(url: str) -> Store:
     """Build (not yet connect) the store a URL names."""
     if not isinstance(url, str) or "://" not in url:
         raise ConfigurationError(
-            f"store URL {url!r} is not a URL; use one of: {_known()} "
-            f"(e.g. {DEFAULT_URL!r} or 'memory://')"
+            f"store URL {url!r} is not a URL; use one of: {_known()} (e.g. {DEFAULT_URL!r} or 'memory://')"
         )
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -47,7 +46,7 @@ def open_store(url: str) -> Store:
         if extra is None:
             raise
         raise ConfigurationError(
-            f"{scheme}:// stores need an optional dependency: pip install \"agentcache[{extra}]\""
+            f'{scheme}:// stores need an optional dependency: pip install "agentcache[{extra}]"'
         ) from exc
     factory: Callable[[SplitResult], Store] = getattr(module, factory_name)
     return factory(parts)

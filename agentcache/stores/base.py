@@ -36,7 +36,7 @@ class Entry:
     expires_at: float | None = None
     call_seconds: float = 0.0
     material: str | None = None
-    meta: Mapping[str, Any] = field(default=_EMPTY)
+    meta: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     hits: int = 0
     last_hit_at: float | None = None
 

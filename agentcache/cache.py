@@ -1,0 +1,564 @@
+"""AgentCache: key -> L1 -> flight -> store -> call -> store, with modes, TTLs, fail-open and stats.
+
+The path of one ``get_or_call``:
+
+1. The key material is canonicalised and hashed (``keys.py``); bad material raises before anything
+   is called.
+2. L1 (a bounded in-process LRU) is checked synchronously: a hit costs no await and no thread hop.
+3. Otherwise the caller joins the single flight of that key (``flight.py``). The flight reads the
+   persistent store (micro-batched with concurrent readers), and on a miss calls ``call_fn``,
+   stores the encoded answer (committed before anyone is answered) and fills L1.
+4. Each caller gets its own copy of a mutable answer, decoded from the stored bytes; immutable
+   answers (str, numbers) are shared.
+
+Store failures fail open: the call goes through, one ``AgentCacheWarning`` per outage, and
+``stats.errors`` counts each failure; ``on_store_error="raise"`` (and ``replay`` mode) raise
+instead. A store that could not be opened is retried after ``REOPEN_SECONDS``. Exceptions from
+``call_fn`` pass through unchanged and are never stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import warnings
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Generic, Literal, TypeVar
+
+from . import codec
+from .errors import (
+    AgentCacheWarning,
+    BackendError,
+    CacheMissError,
+    ConfigurationError,
+    UnstorableValueError,
+)
+from .flight import SingleFlight
+from .keys import KEY_VERSION, canonical_json, digest, validate_namespace
+from .options import (
+    Mode,
+    OnStoreError,
+    parse_mode,
+    parse_on_store_error,
+    parse_ttl,
+    resolve_url,
+)
+from .stats import CacheStats, StatsRecorder
+from .stores import Entry, Store, open_store, redact_url
+from .stores.memory import DEFAULT_MAX_ENTRIES, NO_MEMO, MemoryStore
+
+__all__ = ["AgentCache", "Fetched"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+REOPEN_SECONDS = 1.0
+"""How long a store that failed to open is left alone before the next attempt."""
+
+Source = Literal["l1", "store", "call", "coalesced"]
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched(Generic[T]):
+    """One answer and where it came from: ``l1``, ``store``, ``call`` or ``coalesced``."""
+
+    value: T
+    source: Source
+    key: str
+    entry: Entry | None
+
+    @property
+    def hit(self) -> bool:
+        """Served without an upstream call of its own (from L1, the store, or a shared call)."""
+        return self.source != "call"
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What a flight hands to each of its callers."""
+
+    value: Any
+    entry: Entry | None  # None: the value could not be encoded, callers share the object
+    source: Literal["store", "call"]
+
+
+class AgentCache:
+    """An async cache for LLM calls: single-flight, persistent, exact keys. See the README."""
+
+    def __init__(
+        self,
+        url: str | Store | None = None,
+        *,
+        namespace: str = "default",
+        ttl: float | timedelta | None = None,
+        mode: Mode | str | None = None,
+        on_store_error: OnStoreError | str = OnStoreError.WARN,
+        l1_max_entries: int = DEFAULT_MAX_ENTRIES,
+        store_key_material: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._namespace = validate_namespace(namespace)
+        self._ttl = parse_ttl(ttl)
+        self._mode = parse_mode(mode)
+        self._on_store_error = parse_on_store_error(on_store_error)
+        self._store_key_material = store_key_material
+        self._clock = clock
+        store = open_store(resolve_url(url)) if url is None or isinstance(url, str) else url
+        if not isinstance(store, Store):
+            raise ConfigurationError(f"url must be a store URL or a Store, not {url!r}")
+        self._store = store
+        # memory:// is its own L1; a persistent store gets a bounded LRU in front of it.
+        if isinstance(store, MemoryStore):
+            self._l1: MemoryStore | None = store
+            self._persistent: Store | None = None
+        else:
+            self._l1 = MemoryStore(l1_max_entries) if l1_max_entries else None
+            self._persistent = store
+        self._flight: SingleFlight[_Outcome] = SingleFlight()
+        self._stats = StatsRecorder()
+        self._open_lock = asyncio.Lock()
+        self._store_open = self._persistent is None
+        self._reopen_at = 0.0
+        self._in_outage = False
+        self._background: set[asyncio.Future[Any]] = set()
+
+    def __repr__(self) -> str:
+        return (
+            f"AgentCache({redact_url(self._store.url)!r}, namespace={self._namespace!r}, "
+            f"mode={self._mode.value!r})"
+        )
+
+    # -- properties --------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """The backing store."""
+        return self._store
+
+    @property
+    def namespace(self) -> str:
+        """The default namespace of this cache's keys."""
+        return self._namespace
+
+    @property
+    def mode(self) -> Mode:
+        """The cache's mode (``Mode`` is a ``str`` enum: compare with ``"replay"`` etc.)."""
+        return self._mode
+
+    @property
+    def stats(self) -> CacheStats:
+        """A snapshot of the counters (hits, misses, coalesced, stores, errors, saved_*)."""
+        return self._stats.snapshot()
+
+    def reset_stats(self) -> None:
+        """Start counting from zero."""
+        self._stats.reset()
+
+    def key(self, key: object, namespace: str | None = None) -> str:
+        """The stored key of ``key``: ``"<namespace>:v1:<sha256 hex>"``."""
+        ns = self._namespace if namespace is None else validate_namespace(namespace)
+        return f"{ns}:{KEY_VERSION}:{digest(key)}"
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> AgentCache:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel calls still in flight, flush pending writes, close the store; idempotent.
+
+        The cache may be used again afterwards: the store reopens lazily.
+        """
+        self._flight.cancel_all()
+        if self._persistent is not None and self._store_open:
+            self._store_open = False
+            try:
+                await self._persistent.aclose()
+            except BackendError as exc:
+                log.debug("closing %s failed: %s", redact_url(self._store.url), exc)
+
+    # -- the main path -----------------------------------------------------------------------
+
+    async def get_or_call(
+        self,
+        key: object,
+        call_fn: Callable[[Any], Awaitable[T]],
+        *,
+        ttl: float | timedelta | None = None,
+        namespace: str | None = None,
+        value_type: Any = None,
+        label: str | None = None,
+        describe: Callable[[T], Mapping[str, Any]] | None = None,
+    ) -> T:
+        """The stored answer for ``key``, or ``await call_fn(key)`` once for all concurrent callers."""
+        ns = self._namespace if namespace is None else validate_namespace(namespace)
+        skey = f"{ns}:{KEY_VERSION}:{digest(key)}"
+        mode = self._mode
+        if mode is Mode.OFF:
+            return await call_fn(key)
+        if mode is not Mode.REFRESH and self._l1 is not None:
+            # The hot path: inline so that an L1 hit costs a dict lookup and a few attributes.
+            now = self._clock()
+            slot = self._l1.lookup(skey, now)
+            if slot is not None:
+                entry, memo = slot
+                if memo is not NO_MEMO and memo[0] is value_type:  # type: ignore[index]
+                    self._stats.hit(entry.call_seconds, entry.meta, label)
+                    if self._persistent is not None:
+                        self._persistent.note_hit(skey, now)
+                    else:
+                        self._l1.note_hit(skey, now)
+                    return memo[1]  # type: ignore[index,no-any-return]
+        fetched = await self._fetch(skey, key, call_fn, ttl, value_type, label, describe)
+        return fetched.value
+
+    async def fetch(
+        self,
+        key: object,
+        call_fn: Callable[[Any], Awaitable[T]],
+        *,
+        ttl: float | timedelta | None = None,
+        namespace: str | None = None,
+        value_type: Any = None,
+        label: str | None = None,
+        describe: Callable[[T], Mapping[str, Any]] | None = None,
+    ) -> Fetched[T]:
+        """Like ``get_or_call``, and says where the answer came from (for integrations)."""
+        ns = self._namespace if namespace is None else validate_namespace(namespace)
+        skey = f"{ns}:{KEY_VERSION}:{digest(key)}"
+        if self._mode is Mode.OFF:
+            return Fetched(await call_fn(key), "call", skey, None)
+        return await self._fetch(skey, key, call_fn, ttl, value_type, label, describe)
+
+    async def _fetch(
+        self,
+        skey: str,
+        key: object,
+        call_fn: Callable[[Any], Awaitable[T]],
+        ttl: float | timedelta | None,
+        value_type: Any,
+        label: str | None,
+        describe: Callable[[T], Mapping[str, Any]] | None,
+    ) -> Fetched[T]:
+        ttl_seconds = self._ttl if ttl is None else parse_ttl(ttl)
+        if self._mode is not Mode.REFRESH and self._l1 is not None:
+            now = self._clock()
+            slot = self._l1.lookup(skey, now)
+            if slot is not None:
+                value = self._decode_or_drop(skey, slot[0], value_type, label)
+                if value is not _CORRUPT:
+                    self._count_hit(skey, slot[0], label, now)
+                    self._remember(skey, slot[0], value, value_type)
+                    return Fetched(value, "l1", skey, slot[0])
+
+        def start() -> Awaitable[_Outcome]:
+            return self._fill(skey, key, call_fn, ttl_seconds, value_type, label, describe)
+
+        outcome, shared = await self._flight.do(skey, start)
+        entry = outcome.entry
+        if not shared:
+            if outcome.source == "call":
+                self._stats.miss(label)
+                return Fetched(outcome.value, "call", skey, entry)
+            self._count_hit(skey, entry, label, self._clock())  # type: ignore[arg-type]
+            return Fetched(outcome.value, "store", skey, entry)
+        # A follower: its own copy of anything mutable, decoded from the stored bytes.
+        value = outcome.value
+        if entry is not None and not codec.is_immutable(value):
+            try:
+                value = codec.decode(entry.value, value_type)
+            except codec.CorruptValue:
+                value = outcome.value  # another value_type than the leader's; share instead
+        if outcome.source == "call":
+            seconds = entry.call_seconds if entry is not None else 0.0
+            self._stats.coalesced(seconds, entry.meta if entry is not None else {}, label)
+            return Fetched(value, "coalesced", skey, entry)
+        self._count_hit(skey, entry, label, self._clock())  # type: ignore[arg-type]
+        return Fetched(value, "store", skey, entry)
+
+    async def _fill(
+        self,
+        skey: str,
+        key: object,
+        call_fn: Callable[[Any], Awaitable[Any]],
+        ttl_seconds: float | None,
+        value_type: Any,
+        label: str | None,
+        describe: Callable[[Any], Mapping[str, Any]] | None,
+    ) -> _Outcome:
+        """The body of a flight: read the store, else call and store. Runs in its own task."""
+        mode = self._mode
+        store = await self._usable_store(label)
+        if mode is not Mode.REFRESH and store is not None:
+            entry = await self._read(store, skey, label)
+            if entry is not None:
+                value = self._decode_or_drop(skey, entry, value_type, label)
+                if value is not _CORRUPT:
+                    if self._l1 is not None:
+                        self._remember(skey, entry, value, value_type)
+                    return _Outcome(value, entry, "store")
+        if mode is Mode.REPLAY:
+            raise CacheMissError(skey, key)
+        started = time.perf_counter()
+        value = await call_fn(key)
+        elapsed = time.perf_counter() - started
+        entry = self._make_entry(key, value, value_type, ttl_seconds, elapsed, label, describe)
+        if entry is not None and mode.writes:
+            if store is not None and await self._write(store, [(skey, entry)], label):
+                self._stats.stored(label)
+            elif store is None and self._persistent is None:
+                self._stats.stored(label)  # memory:// is the store
+            if self._l1 is not None:
+                self._remember(skey, entry, value, value_type)
+        return _Outcome(value, entry, "call")
+
+    def _make_entry(
+        self,
+        key: object,
+        value: Any,
+        value_type: Any,
+        ttl_seconds: float | None,
+        elapsed: float,
+        label: str | None,
+        describe: Callable[[Any], Mapping[str, Any]] | None,
+    ) -> Entry | None:
+        try:
+            data = codec.encode(value, value_type)
+        except UnstorableValueError as exc:
+            self._stats.error(label)
+            warnings.warn(
+                f"agentcache could not store the answer (it was still returned): {exc}",
+                AgentCacheWarning,
+                stacklevel=4,
+            )
+            return None
+        meta: dict[str, Any] = dict(describe(value)) if describe is not None else {}
+        if label is not None:
+            meta.setdefault("label", label)
+        now = self._clock()
+        return Entry(
+            value=data,
+            created_at=now,
+            expires_at=None if ttl_seconds is None else now + ttl_seconds,
+            call_seconds=elapsed,
+            material=canonical_json(key) if self._store_key_material else None,
+            meta=meta,
+        )
+
+    # -- direct access -----------------------------------------------------------------------
+
+    async def get(
+        self,
+        key: object,
+        default: Any = None,
+        *,
+        namespace: str | None = None,
+        value_type: Any = None,
+    ) -> Any:
+        """The stored answer for ``key``, or ``default``; calls nothing, counts nothing."""
+        skey = self.key(key, namespace)
+        if self._mode is Mode.OFF:
+            return default
+        now = self._clock()
+        entry: Entry | None = None
+        if self._l1 is not None:
+            slot = self._l1.lookup(skey, now)
+            entry = slot[0] if slot is not None else None
+        if entry is None:
+            store = await self._usable_store(None)
+            if store is not None:
+                entry = await self._read(store, skey, None)
+        if entry is None:
+            return default
+        value = self._decode_or_drop(skey, entry, value_type, None)
+        return default if value is _CORRUPT else value
+
+    async def set(
+        self,
+        key: object,
+        value: Any,
+        *,
+        ttl: float | timedelta | None = None,
+        namespace: str | None = None,
+        value_type: Any = None,
+    ) -> None:
+        """Store ``value`` under ``key``; raises ``UnstorableValueError`` if it cannot be."""
+        skey = self.key(key, namespace)
+        self._require_writable("set")
+        ttl_seconds = self._ttl if ttl is None else parse_ttl(ttl)
+        data = codec.encode(value, value_type)
+        now = self._clock()
+        entry = Entry(
+            value=data,
+            created_at=now,
+            expires_at=None if ttl_seconds is None else now + ttl_seconds,
+            material=canonical_json(key) if self._store_key_material else None,
+        )
+        store = await self._usable_store(None)
+        if store is not None:
+            await self._write(store, [(skey, entry)], None)
+        if self._l1 is not None:
+            self._remember(skey, entry, value, value_type)
+
+    async def delete(self, key: object, *, namespace: str | None = None) -> bool:
+        """Remove ``key``'s entry; True if there was one. Store errors raise ``BackendError``."""
+        skey = self.key(key, namespace)
+        self._require_writable("delete")
+        removed = self._l1.discard(skey) if self._l1 is not None else False
+        if self._persistent is not None:
+            await self._open_or_raise()
+            removed = bool(await self._persistent.delete_many([skey])) or removed
+        return removed
+
+    async def clear(self, namespace: str | None = None) -> int:
+        """Remove every entry of ``namespace`` (default: this cache's); return how many."""
+        ns = self._namespace if namespace is None else validate_namespace(namespace)
+        self._require_writable("clear")
+        removed = self._l1.discard_namespace(ns) if self._l1 is not None else 0
+        if self._persistent is not None:
+            await self._open_or_raise()
+            removed = await self._persistent.clear(ns)
+        return removed
+
+    def cached(
+        self,
+        fn: F | None = None,
+        *,
+        ttl: float | timedelta | None = None,
+        namespace: str | None = None,
+        ignore: tuple[str, ...] = (),
+    ) -> Any:
+        """Decorate an async function so its calls go through ``get_or_call`` (README: Decorator)."""
+        from .decorator import cached_function
+
+        def decorate(func: F) -> F:
+            return cached_function(self, func, ttl=ttl, namespace=namespace, ignore=ignore)
+
+        return decorate(fn) if fn is not None else decorate
+
+    # -- store access, failing open ----------------------------------------------------------
+
+    async def _usable_store(self, label: str | None) -> Store | None:
+        """The persistent store, opened; ``None`` if there is none or it is down (fail-open)."""
+        store = self._persistent
+        if store is None or self._store_open:
+            return store
+        if time.monotonic() < self._reopen_at and not self._strict:
+            return None
+        async with self._open_lock:
+            if self._store_open:
+                return store
+            try:
+                await store.open()
+            except BackendError as exc:
+                self._reopen_at = time.monotonic() + REOPEN_SECONDS
+                self._failed(exc, label)
+                return None
+            self._store_open = True
+            return store
+
+    async def _open_or_raise(self) -> None:
+        if self._persistent is not None and not self._store_open:
+            async with self._open_lock:
+                if not self._store_open:
+                    await self._persistent.open()
+                    self._store_open = True
+
+    async def _read(self, store: Store, skey: str, label: str | None) -> Entry | None:
+        try:
+            (entry,) = await store.get_many([skey], self._clock())
+        except BackendError as exc:
+            self._failed(exc, label)
+            return None
+        self._in_outage = False
+        return entry
+
+    async def _write(self, store: Store, items: list[tuple[str, Entry]], label: str | None) -> bool:
+        try:
+            await store.set_many(items)
+        except BackendError as exc:
+            self._failed(exc, label)
+            return False
+        self._in_outage = False
+        return True
+
+    @property
+    def _strict(self) -> bool:
+        return self._on_store_error is OnStoreError.RAISE or self._mode is Mode.REPLAY
+
+    def _failed(self, exc: BackendError, label: str | None) -> None:
+        """Count a store failure; raise it if strict, else warn once per outage."""
+        self._stats.error(label)
+        if self._strict:
+            raise exc
+        if not self._in_outage:
+            self._in_outage = True
+            warnings.warn(
+                f"agentcache store {redact_url(self._store.url)} failed; calling through "
+                f"without the cache until it recovers: {exc}",
+                AgentCacheWarning,
+                stacklevel=5,
+            )
+        log.debug("store failure: %s", exc)
+
+    def _require_writable(self, action: str) -> None:
+        if not self._mode.writes and self._mode is not Mode.OFF:
+            raise ConfigurationError(
+                f"cannot {action} in mode {self._mode.value!r}, which never writes; "
+                "open the cache with mode='read_write'"
+            )
+
+    # -- L1 and decoding ---------------------------------------------------------------------
+
+    def _remember(self, skey: str, entry: Entry, value: Any, value_type: Any) -> None:
+        assert self._l1 is not None
+        memo = (value_type, value) if codec.is_immutable(value) else NO_MEMO
+        self._l1.put(skey, entry, memo)
+
+    def _count_hit(self, skey: str, entry: Entry, label: str | None, now: float) -> None:
+        self._stats.hit(entry.call_seconds, entry.meta, label)
+        if self._persistent is not None:
+            self._persistent.note_hit(skey, now)
+        elif self._l1 is not None:
+            self._l1.note_hit(skey, now)
+
+    def _decode_or_drop(self, skey: str, entry: Entry, value_type: Any, label: str | None) -> Any:
+        """The decoded value, or ``_CORRUPT`` after dropping an entry that cannot be read."""
+        try:
+            return codec.decode(entry.value, value_type)
+        except codec.CorruptValue as exc:
+            self._stats.error(label)
+            warnings.warn(
+                f"agentcache dropped an entry it could not decode ({skey}): {exc}",
+                AgentCacheWarning,
+                stacklevel=5,
+            )
+            if self._l1 is not None:
+                self._l1.discard(skey)
+            if self._persistent is not None:
+                task = asyncio.ensure_future(self._persistent.delete_many([skey]))
+                self._background.add(task)  # a strong reference until it is done
+                task.add_done_callback(self._background_done)
+            return _CORRUPT
+
+    def _background_done(self, task: asyncio.Future[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("dropping a corrupt entry failed: %s", task.exception())
+
+
+_CORRUPT: Any = object()

@@ -1,0 +1,475 @@
+"""``sqlite:///path``: entries in one SQLite file (aiosqlite), batched so that concurrency is cheap.
+
+How it stays fast without blocking the event loop:
+
+- **Reads are micro-batched.** Every ``get_many`` issued while a read is being prepared or is in
+  flight joins the next ``SELECT ... WHERE key IN (...)``: 1,000 concurrent cold hits cost a couple
+  of thread hops instead of 1,000.
+- **Writes share a transaction (group commit).** Concurrent ``set_many`` calls are written by one
+  ``BEGIN IMMEDIATE ... COMMIT``; each caller returns only once its rows are committed.
+- **Hit bookkeeping is batched.** ``note_hit`` only counts in memory; the counts are written with the
+  next write transaction or after ``HIT_FLUSH_SECONDS``, never one write per hit.
+
+Two connections (one reads, one writes) in WAL mode with ``synchronous=NORMAL``: readers never
+wait for the writer, and other processes can use the same file; the busy timeout absorbs their
+write locks. The file and its folder are created on first use, private to the user (0600 / 0700).
+A file that is not an agentcache database is never written to: ``NotACacheFileError``.
+
+``get_many`` leaves ``Entry.material`` as ``None`` (it is for inspection; serving does not need
+it); ``scan`` returns it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import SplitResult, unquote
+
+import aiosqlite
+
+from ..errors import BackendError, BackendUnavailableError, ConfigurationError, NotACacheFileError
+from .base import Entry, namespace_of
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "from_url"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+HIT_FLUSH_SECONDS = 1.0
+MAX_BATCH = 500  # keys per SELECT: well under SQLite's bound-parameter limit
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS agentcache_meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entries (
+    key          TEXT PRIMARY KEY,
+    namespace    TEXT NOT NULL,
+    value        BLOB NOT NULL,
+    created_at   REAL NOT NULL,
+    expires_at   REAL,
+    call_seconds REAL NOT NULL DEFAULT 0,
+    size         INTEGER NOT NULL,
+    material     TEXT,
+    meta         TEXT,
+    hits         INTEGER NOT NULL DEFAULT 0,
+    last_hit_at  REAL
+);
+CREATE INDEX IF NOT EXISTS entries_by_namespace ON entries (namespace, created_at);
+"""
+
+_SELECT = (
+    "SELECT key, value, created_at, expires_at, call_seconds, meta, hits, last_hit_at "
+    "FROM entries WHERE key IN ({})"
+)
+_UPSERT = (
+    "INSERT OR REPLACE INTO entries (key, namespace, value, created_at, expires_at, "
+    "call_seconds, size, material, meta, hits, last_hit_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+_NOTE_HITS = (
+    "UPDATE entries SET hits = hits + ?, last_hit_at = max(coalesce(last_hit_at, 0), ?) WHERE key = ?"
+)
+
+T = TypeVar("T")
+_WriteJob = Callable[[aiosqlite.Connection], Awaitable[Any]]
+
+
+@contextmanager
+def _translated(path: Path) -> Any:
+    """The one boundary where sqlite3 errors become agentcache errors."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc).lower()
+        if "unable to open" in text or "readonly" in text or "disk i/o" in text:
+            raise BackendUnavailableError(f"SQLite store {path}: {exc}") from exc
+        raise BackendError(f"SQLite store {path}: {exc}") from exc
+    except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite's "no active connection"
+        raise BackendError(f"SQLite store {path}: {exc}") from exc
+
+
+class SQLiteStore:
+    """Entries in one SQLite file; safe to share between instances and processes."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self.url = f"sqlite:///{self.path}"
+        self._reader: aiosqlite.Connection | None = None
+        self._writer: aiosqlite.Connection | None = None
+        self._open_lock = asyncio.Lock()
+        # Touched only from the event loop's thread:
+        self._pending_reads: list[tuple[Sequence[str], float, asyncio.Future[list[Entry | None]]]] = []
+        self._read_task: asyncio.Task[None] | None = None
+        self._pending_writes: list[tuple[_WriteJob, asyncio.Future[Any]]] = []
+        self._write_task: asyncio.Task[None] | None = None
+        self._hit_counts: dict[str, list[float]] = {}  # key -> [count, last_hit_at]
+        self._hit_timer: asyncio.TimerHandle | None = None
+
+    def __repr__(self) -> str:
+        state = "open" if self._writer is not None else "closed"
+        return f"SQLiteStore({str(self.path)!r}, {state})"
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the folder, file and schema if needed, and connect; idempotent."""
+        if self._writer is not None:
+            return
+        async with self._open_lock:
+            if self._writer is not None:
+                return
+            self._prepare_file()
+            writer = reader = None
+            try:
+                with _translated(self.path):
+                    writer = await self._connect()
+                    await self._check_is_ours(writer)
+                    await writer.execute("PRAGMA journal_mode=WAL")
+                    await self._create_schema(writer)
+                    reader = await self._connect()
+            except BaseException:
+                for conn in (reader, writer):
+                    if conn is not None:
+                        await conn.close()
+                raise
+            self._writer, self._reader = writer, reader
+            log.debug("opened %s", self.path)
+
+    async def aclose(self) -> None:
+        """Write pending hit counts, wait for queued writes, close both connections."""
+        if self._writer is None:
+            return
+        if self._hit_timer is not None:
+            self._hit_timer.cancel()
+            self._hit_timer = None
+        if self._hit_counts:
+            try:
+                await self._submit(self._flush_hits_job())
+            except BackendError as exc:
+                log.debug("dropping hit counts on close: %s", exc)
+        for task in (self._write_task, self._read_task):
+            if task is not None:
+                await asyncio.gather(task, return_exceptions=True)
+        writer, reader = self._writer, self._reader
+        self._writer = self._reader = None
+        for conn in (reader, writer):
+            if conn is not None:
+                await conn.close()
+        log.debug("closed %s", self.path)
+
+    def _prepare_file(self) -> None:
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if self.path.exists():
+                self._check_header()
+            else:
+                # Create it private before SQLite does (SQLite copies the mode to -wal/-shm).
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as exc:
+            raise BackendUnavailableError(f"cannot create SQLite store {self.path}: {exc}") from exc
+
+    def _check_header(self) -> None:
+        with self.path.open("rb") as f:
+            header = f.read(len(_SQLITE_HEADER))
+        if header and header != _SQLITE_HEADER:
+            raise NotACacheFileError(
+                f"{self.path} exists and is not a SQLite database; agentcache will not overwrite "
+                "it. Point the cache at another path (url='sqlite:///other.db')."
+            )
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    async def _check_is_ours(self, conn: aiosqlite.Connection) -> None:
+        rows = await conn.execute_fetchall("SELECT name FROM sqlite_master WHERE type='table'")
+        tables = {row[0] for row in rows}
+        if tables and "agentcache_meta" not in tables:
+            raise NotACacheFileError(
+                f"{self.path} is a SQLite database that agentcache did not create (tables: "
+                f"{', '.join(sorted(tables))}); it was left untouched. Point the cache at "
+                "another path."
+            )
+        if "agentcache_meta" in tables:
+            found = await conn.execute_fetchall(
+                "SELECT value FROM agentcache_meta WHERE name='schema_version'"
+            )
+            version = int(next(iter(found))[0]) if found else 0
+            if version > SCHEMA_VERSION:
+                raise ConfigurationError(
+                    f"{self.path} was written by a newer agentcache (schema {version}, this one "
+                    f"reads {SCHEMA_VERSION}); upgrade agentcache or use another path"
+                )
+
+    async def _create_schema(self, conn: aiosqlite.Connection) -> None:
+        # Under BEGIN IMMEDIATE so that processes opening a new file at once do not race.
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT OR IGNORE INTO agentcache_meta (name, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+
+    # -- reads (micro-batched) ---------------------------------------------------------------
+
+    async def get_many(self, keys: Sequence[str], now: float) -> list[Entry | None]:
+        """Entries of ``keys`` (``None`` if missing or expired), read together with concurrent calls."""
+        if self._reader is None:
+            await self.open()
+        future: asyncio.Future[list[Entry | None]] = asyncio.get_running_loop().create_future()
+        self._pending_reads.append((keys, now, future))
+        if self._read_task is None:
+            self._read_task = asyncio.ensure_future(self._drain_reads())
+        return await future
+
+    async def _drain_reads(self) -> None:
+        try:
+            while self._pending_reads:
+                batch, self._pending_reads = self._pending_reads, []
+                try:
+                    rows = await self._select({k for keys, _, _ in batch for k in keys})
+                except BaseException as exc:
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    continue
+                for keys, now, future in batch:
+                    if not future.done():
+                        found = (rows.get(k) for k in keys)
+                        future.set_result([e if e and not e.is_expired(now) else None for e in found])
+        finally:
+            self._read_task = None
+
+    async def _select(self, keys: set[str]) -> dict[str, Entry]:
+        reader = self._reader
+        if reader is None:
+            raise BackendError(f"SQLite store {self.path} is closed")
+        ordered = list(keys)
+        found: dict[str, Entry] = {}
+        with _translated(self.path):
+            for start in range(0, len(ordered), MAX_BATCH):
+                chunk = ordered[start : start + MAX_BATCH]
+                sql = _SELECT.format(",".join("?" * len(chunk)))
+                for row in await reader.execute_fetchall(sql, chunk):
+                    found[row[0]] = Entry(
+                        value=row[1],
+                        created_at=row[2],
+                        expires_at=row[3],
+                        call_seconds=row[4],
+                        meta=json.loads(row[5]) if row[5] else {},
+                        hits=row[6],
+                        last_hit_at=row[7],
+                    )
+        return found
+
+    # -- writes (group commit) ---------------------------------------------------------------
+
+    async def set_many(self, items: Sequence[tuple[str, Entry]]) -> None:
+        """Insert or replace; returns once committed (together with concurrent writers)."""
+        rows = [_row(key, entry) for key, entry in items]
+
+        async def job(conn: aiosqlite.Connection) -> None:
+            await conn.executemany(_UPSERT, rows)
+
+        await self._submit(job)
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete entries; return how many existed."""
+        keys = list(keys)
+
+        async def job(conn: aiosqlite.Connection) -> int:
+            deleted = 0
+            for start in range(0, len(keys), MAX_BATCH):
+                chunk = keys[start : start + MAX_BATCH]
+                cursor = await conn.execute(
+                    f"DELETE FROM entries WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                )
+                deleted += cursor.rowcount
+            return deleted
+
+        return int(await self._submit(job))
+
+    async def clear(self, namespace: str | None) -> int:
+        """Delete every entry of ``namespace`` (``None``: all)."""
+
+        async def job(conn: aiosqlite.Connection) -> int:
+            if namespace is None:
+                cursor = await conn.execute("DELETE FROM entries")
+            else:
+                cursor = await conn.execute("DELETE FROM entries WHERE namespace = ?", (namespace,))
+            return cursor.rowcount
+
+        return int(await self._submit(job))
+
+    async def _submit(self, job: _WriteJob) -> Any:
+        if self._writer is None:
+            await self.open()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending_writes.append((job, future))
+        if self._write_task is None:
+            self._write_task = asyncio.ensure_future(self._drain_writes())
+        return await future
+
+    async def _drain_writes(self) -> None:
+        try:
+            while self._pending_writes:
+                batch, self._pending_writes = self._pending_writes, []
+                if self._hit_counts:
+                    batch.append((self._flush_hits_job(), asyncio.get_running_loop().create_future()))
+                try:
+                    results = await self._commit(batch)
+                except BaseException as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._write_task = None
+
+    async def _commit(self, batch: list[tuple[_WriteJob, asyncio.Future[Any]]]) -> list[Any]:
+        writer = self._writer
+        if writer is None:
+            raise BackendError(f"SQLite store {self.path} is closed")
+        with _translated(self.path):
+            await writer.execute("BEGIN IMMEDIATE")
+            try:
+                results = [await job(writer) for job, _ in batch]
+                await writer.execute("COMMIT")
+            except BaseException:
+                if writer.in_transaction:
+                    await writer.execute("ROLLBACK")
+                raise
+        return results
+
+    # -- hit bookkeeping ---------------------------------------------------------------------
+
+    def note_hit(self, key: str, now: float) -> None:
+        """Count a hit in memory; written with the next transaction or within a second."""
+        counted = self._hit_counts.get(key)
+        if counted is None:
+            self._hit_counts[key] = [1, now]
+        else:
+            counted[0] += 1
+            counted[1] = now
+        if self._hit_timer is None and self._writer is not None:
+            self._hit_timer = asyncio.get_running_loop().call_later(HIT_FLUSH_SECONDS, self._flush_hits_soon)
+
+    def _flush_hits_soon(self) -> None:
+        self._hit_timer = None
+        if self._hit_counts and self._writer is not None and self._write_task is None:
+            # An empty job: the drain appends the hit counts to the transaction by itself.
+            async def nothing(conn: aiosqlite.Connection) -> None:
+                return None
+
+            task = asyncio.ensure_future(self._submit(nothing))
+            task.add_done_callback(_log_failure)
+
+    def _flush_hits_job(self) -> _WriteJob:
+        counts, self._hit_counts = self._hit_counts, {}
+        rows = [(int(n), last, key) for key, (n, last) in counts.items()]
+
+        async def job(conn: aiosqlite.Connection) -> None:
+            await conn.executemany(_NOTE_HITS, rows)
+
+        return job
+
+    # -- scanning ----------------------------------------------------------------------------
+
+    async def scan(self, namespace: str | None = None) -> AsyncIterator[tuple[str, Entry]]:
+        """Every entry (expired ones included), newest first, read in pages of one query."""
+        if self._reader is None:
+            await self.open()
+        reader = self._reader
+        assert reader is not None
+        sql = (
+            "SELECT key, value, created_at, expires_at, call_seconds, meta, hits, last_hit_at, "
+            "material FROM entries {} ORDER BY created_at DESC, key DESC"
+        )
+        where, params = ("WHERE namespace = ?", (namespace,)) if namespace else ("", ())
+        with _translated(self.path):
+            cursor = await reader.execute(sql.format(where), params)
+        try:
+            while True:
+                with _translated(self.path):
+                    rows = await cursor.fetchmany(MAX_BATCH)
+                if not rows:
+                    return
+                for row in rows:
+                    yield (
+                        row[0],
+                        Entry(
+                            value=row[1],
+                            created_at=row[2],
+                            expires_at=row[3],
+                            call_seconds=row[4],
+                            meta=json.loads(row[5]) if row[5] else {},
+                            hits=row[6],
+                            last_hit_at=row[7],
+                            material=row[8],
+                        ),
+                    )
+        finally:
+            await cursor.close()
+
+
+def _row(key: str, entry: Entry) -> tuple[Any, ...]:
+    return (
+        key,
+        namespace_of(key),
+        entry.value,
+        entry.created_at,
+        entry.expires_at,
+        entry.call_seconds,
+        len(entry.value),
+        entry.material,
+        json.dumps(dict(entry.meta), separators=(",", ":")) if entry.meta else None,
+        entry.hits,
+        entry.last_hit_at,
+    )
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("background hit-count flush failed: %s", task.exception())
+
+
+def from_url(parts: SplitResult) -> SQLiteStore:
+    """``sqlite:///relative.db`` (relative to the working directory) or ``sqlite:////abs.db``."""
+    from . import query_options
+
+    if parts.netloc:
+        raise ConfigurationError(
+            f"sqlite URL has a host part {parts.netloc!r}; write sqlite:///relative/path.db or "
+            "sqlite:////absolute/path.db (three or four slashes)"
+        )
+    raw = unquote(parts.path)
+    if not raw or raw == "/":
+        raise ConfigurationError("sqlite URL names no file; e.g. sqlite:///.agentcache/cache.db")
+    options = query_options(parts, {"busy_timeout": float})
+    return SQLiteStore(raw[1:], **options)  # type: ignore[arg-type]
