@@ -126,7 +126,6 @@ class AgentCache:
         self._store_open = self._persistent is None
         self._reopen_at = 0.0
         self._in_outage = False
-        self._background: set[asyncio.Future[Any]] = set()
 
     def __repr__(self) -> str:
         return (
@@ -307,7 +306,9 @@ class AgentCache:
             entry = await self._read(store, skey, label)
             if entry is not None:
                 value = self._decode_or_drop(skey, entry, value_type, label)
-                if value is not _CORRUPT:
+                if value is _CORRUPT:
+                    await self._delete_stored(store, skey, label)
+                else:
                     if self._l1 is not None:
                         self._remember(skey, entry, value, value_type)
                     return _Outcome(value, entry, "store")
@@ -375,6 +376,7 @@ class AgentCache:
             return default
         now = self._clock()
         entry: Entry | None = None
+        store: Store | None = None
         if self._l1 is not None:
             slot = self._l1.lookup(skey, now)
             entry = slot[0] if slot is not None else None
@@ -385,7 +387,11 @@ class AgentCache:
         if entry is None:
             return default
         value = self._decode_or_drop(skey, entry, value_type, None)
-        return default if value is _CORRUPT else value
+        if value is _CORRUPT:
+            if store is not None:
+                await self._delete_stored(store, skey, None)
+            return default
+        return value
 
     async def set(
         self,
@@ -549,16 +555,14 @@ class AgentCache:
             )
             if self._l1 is not None:
                 self._l1.discard(skey)
-            if self._persistent is not None:
-                task = asyncio.ensure_future(self._persistent.delete_many([skey]))
-                self._background.add(task)  # a strong reference until it is done
-                task.add_done_callback(self._background_done)
             return _CORRUPT
 
-    def _background_done(self, task: asyncio.Future[Any]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("dropping a corrupt entry failed: %s", task.exception())
+    async def _delete_stored(self, store: Store, skey: str, label: str | None) -> None:
+        """Remove an entry that cannot be decoded (before anything new is written for its key)."""
+        try:
+            await store.delete_many([skey])
+        except BackendError as exc:
+            self._failed(exc, label)
 
 
 _CORRUPT: Any = object()

@@ -34,7 +34,13 @@ from urllib.parse import SplitResult, unquote
 
 import aiosqlite
 
-from ..errors import BackendError, BackendUnavailableError, ConfigurationError, NotACacheFileError
+from ..errors import (
+    AgentCacheError,
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    NotACacheFileError,
+)
 from .base import Entry, namespace_of
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "from_url"]
@@ -88,6 +94,8 @@ def _translated(path: Path) -> Any:
     """The one boundary where sqlite3 errors become agentcache errors."""
     try:
         yield
+    except AgentCacheError:
+        raise
     except sqlite3.OperationalError as exc:
         text = str(exc).lower()
         if "unable to open" in text or "readonly" in text or "disk i/o" in text:
