@@ -141,9 +141,11 @@ class SQLiteStore:
             try:
                 with _translated(self.path):
                     writer = await self._connect()
-                    await self._check_is_ours(writer)
-                    await writer.execute("PRAGMA journal_mode=WAL")
-                    await self._create_schema(writer)
+                    if not await self._check_is_ours(writer):
+                        # Only a new file is written to at open: an existing cache opens even
+                        # on a read-only disk, serving hits while writes fail open.
+                        await writer.execute("PRAGMA journal_mode=WAL")
+                        await self._create_schema(writer)
                     reader = await self._connect()
             except BaseException:
                 for conn in (reader, writer):
@@ -202,7 +204,8 @@ class SQLiteStore:
         await conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
-    async def _check_is_ours(self, conn: aiosqlite.Connection) -> None:
+    async def _check_is_ours(self, conn: aiosqlite.Connection) -> bool:
+        """True if the file already holds the current schema; raise if it is someone else's."""
         rows = await conn.execute_fetchall("SELECT name FROM sqlite_master WHERE type='table'")
         tables = {row[0] for row in rows}
         if tables and "agentcache_meta" not in tables:
@@ -221,6 +224,8 @@ class SQLiteStore:
                     f"{self.path} was written by a newer agentcache (schema {version}, this one "
                     f"reads {SCHEMA_VERSION}); upgrade agentcache or use another path"
                 )
+            return version == SCHEMA_VERSION
+        return False
 
     async def _create_schema(self, conn: aiosqlite.Connection) -> None:
         # Under BEGIN IMMEDIATE so that processes opening a new file at once do not race.
