@@ -16,8 +16,8 @@ demo: $(VENV)/.installed
 	$(PY) examples/eval_suite.py
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check agentcache tests examples benchmarks
-	$(PY) -m ruff format --check agentcache tests examples benchmarks
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 types: $(VENV)/.installed
 	$(PY) -m mypy
