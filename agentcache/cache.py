@@ -38,7 +38,7 @@ from .errors import (
     UnstorableValueError,
 )
 from .flight import SingleFlight
-from .keys import KEY_VERSION, canonical_json, digest, validate_namespace
+from .keys import KEY_VERSION, _str_digest, canonical_json, digest, validate_namespace
 from .options import (
     Mode,
     OnStoreError,
@@ -104,6 +104,7 @@ class AgentCache:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._namespace = validate_namespace(namespace)
+        self._key_prefix = f"{namespace}:{KEY_VERSION}:"
         self._ttl = parse_ttl(ttl)
         self._mode = parse_mode(mode)
         self._on_store_error = parse_on_store_error(on_store_error)
@@ -204,23 +205,24 @@ class AgentCache:
         describe: Callable[[T], Mapping[str, Any]] | None = None,
     ) -> T:
         """The stored answer for ``key``, or ``await call_fn(key)`` once for all concurrent callers."""
-        ns = self._namespace if namespace is None else validate_namespace(namespace)
-        skey = f"{ns}:{KEY_VERSION}:{digest(key)}"
+        if namespace is None:
+            skey = self._key_prefix + (_str_digest(key) if type(key) is str else digest(key))
+        else:
+            skey = f"{validate_namespace(namespace)}:{KEY_VERSION}:{digest(key)}"
         mode = self._mode
         if mode is Mode.OFF:
             return await call_fn(key)
-        if mode is not Mode.REFRESH and self._l1 is not None:
-            # The hot path: inline so that an L1 hit costs a dict lookup and a few attributes.
+        l1 = self._l1
+        if l1 is not None and mode is not Mode.REFRESH:
+            # The hot path, inlined: an L1 hit of an immutable answer (the usual str) costs a
+            # hash, a dict lookup and a few counters; no await, no decode.
             now = self._clock()
-            slot = self._l1.lookup(skey, now)
+            slot = l1.lookup(skey, now)
             if slot is not None:
                 entry, memo = slot
                 if memo is not NO_MEMO and memo[0] is value_type:  # type: ignore[index]
                     self._stats.hit(entry.call_seconds, entry.meta, label)
-                    if self._persistent is not None:
-                        self._persistent.note_hit(skey, now)
-                    else:
-                        self._l1.note_hit(skey, now)
+                    (self._persistent or l1).note_hit(skey, now)
                     return memo[1]  # type: ignore[index,no-any-return]
         fetched = await self._fetch(skey, key, call_fn, ttl, value_type, label, describe)
         return fetched.value

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import enum
+import functools
 import hashlib
 import json
 import math
@@ -47,6 +48,8 @@ KEY_VERSION = "v1"
 
 _STR_TAG = b"s\x00"  # domain separation: a top-level prompt vs canonical JSON
 _JSON_TAG = b"j\x00"
+_STR_HASHER = hashlib.sha256(_STR_TAG)
+_JSON_HASHER = hashlib.sha256(_JSON_TAG)
 _FORBIDDEN_NAMESPACE_CHARS = frozenset(":*?[]\\\"'%") | {chr(c) for c in range(33)} | {"\x7f"}
 
 
@@ -128,12 +131,39 @@ def canonical_json(material: object) -> str:
 def digest(material: object) -> str:
     """The sha256 hex digest of key material; identical across processes and PYTHONHASHSEED."""
     if type(material) is str:
-        return hashlib.sha256(_STR_TAG + material.encode("utf-8", "surrogatepass")).hexdigest()
+        return _str_digest(material)
     normal = normalize(material)
     if type(normal) is str:
-        return hashlib.sha256(_STR_TAG + normal.encode("utf-8", "surrogatepass")).hexdigest()
+        return _str_digest(normal)
     text = json.dumps(normal, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(_JSON_TAG + text.encode("ascii")).hexdigest()
+    hasher = _JSON_HASHER.copy()
+    hasher.update(text.encode("ascii"))
+    return hasher.hexdigest()
+
+
+def _str_digest(text: str) -> str:
+    # Prompts are often sent again by the same process (eval loops, retries, sub-agents): a small
+    # memo of recent prompt digests makes a repeat cost a dict lookup instead of a sha256. It is
+    # bounded in entries and only holds prompts up to _MEMO_MAX_CHARS (a few MB at most).
+    if len(text) <= _MEMO_MAX_CHARS:
+        return _memo_str_digest(text)
+    return _hash_str(text)
+
+
+_MEMO_MAX_CHARS = 4096
+_MEMO_ENTRIES = 2048
+
+
+def _hash_str(text: str) -> str:
+    # The hot path of every prompt-keyed lookup: a pre-seeded hasher and the strict UTF-8 codec
+    # (an error handler argument alone costs a fifth of the hash); lone surrogates, which strict
+    # UTF-8 refuses, take the slow path and hash the same bytes 'surrogatepass' gives.
+    hasher = _STR_HASHER.copy()
+    try:
+        hasher.update(text.encode())
+    except UnicodeEncodeError:
+        hasher.update(text.encode("utf-8", "surrogatepass"))
+    return hasher.hexdigest()
 
 
 def stored_key(material: object, namespace: str) -> str:
@@ -152,3 +182,6 @@ def validate_namespace(namespace: object) -> str:
             f"whitespace, control characters or any of : * ? [ ] \\ \" ' % (found {bad!r})"
         )
     return namespace
+
+
+_memo_str_digest = functools.lru_cache(maxsize=_MEMO_ENTRIES)(_hash_str)

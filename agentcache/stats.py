@@ -116,10 +116,16 @@ class StatsRecorder:
         return (self._total, per_label)
 
     def hit(self, call_seconds: float, meta: Mapping[str, Any], label: str | None = None) -> None:
-        """A lookup served from L1 or the store."""
-        for c in self._for(label):
-            c.hits += 1
-            c.add_saved(call_seconds, meta)
+        """A lookup served from L1 or the store (on the hot path: no loop for the common case)."""
+        total = self._total
+        total.hits += 1
+        total.saved_seconds += call_seconds
+        if meta:
+            total.add_saved(0.0, meta)
+        if label is not None:
+            per_label = self._for(label)[1]
+            per_label.hits += 1
+            per_label.add_saved(call_seconds, meta)
 
     def coalesced(self, call_seconds: float, meta: Mapping[str, Any], label: str | None = None) -> None:
         """A lookup that shared another caller's upstream call."""

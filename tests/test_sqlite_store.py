@@ -184,3 +184,26 @@ async def test_a_newer_schema_is_refused(db_url: str, tmp_path: Path) -> None:
     async with AgentCache(db_url) as cache:
         with pytest.raises(Exception, match="newer agentcache"):
             await cache.get("k")
+
+
+async def test_a_process_that_crashes_with_the_cache_open_still_exits(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import asyncio
+        from agentcache import AgentCache
+
+        async def main():
+            cache = AgentCache("sqlite:///{tmp_path / "c.db"}")
+            async def call(key):
+                return "v"
+            await cache.get_or_call("k", call)
+            raise SystemExit(3)  # unwinds past the open cache, as a crash would
+
+        asyncio.run(main())
+        """
+    )
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", script)
+    # A hang here (aiosqlite's non-daemon worker threads) would fail this test by timeout.
+    assert await asyncio.wait_for(child.wait(), timeout=60) == 3
+    with sqlite3.connect(tmp_path / "c.db") as db:
+        assert db.execute("SELECT count(*) FROM entries").fetchone()[0] == 1

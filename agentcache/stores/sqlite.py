@@ -137,23 +137,40 @@ class SQLiteStore:
             if self._writer is not None:
                 return
             self._prepare_file()
-            writer = reader = None
-            try:
-                with _translated(self.path):
-                    writer = await self._connect()
-                    if not await self._check_is_ours(writer):
-                        # Only a new file is written to at open: an existing cache opens even
-                        # on a read-only disk, serving hits while writes fail open.
-                        await writer.execute("PRAGMA journal_mode=WAL")
-                        await self._create_schema(writer)
-                    reader = await self._connect()
-            except BaseException:
-                for conn in (reader, writer):
-                    if conn is not None:
-                        await conn.close()
-                raise
-            self._writer, self._reader = writer, reader
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.busy_timeout
+            backoff = 0.005
+            while True:
+                try:
+                    with _translated(self.path):
+                        self._writer, self._reader = await self._connect_both()
+                    break
+                except BackendError as exc:
+                    # Processes creating one new file at once: the one that switches it to WAL
+                    # makes the others' first transaction fail with "locked" without waiting on
+                    # the busy handler. Reconnecting sees the finished schema.
+                    if "locked" not in str(exc) or loop.time() + backoff > deadline:
+                        raise
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 0.2)
             log.debug("opened %s", self.path)
+
+    async def _connect_both(self) -> tuple[aiosqlite.Connection, aiosqlite.Connection]:
+        writer = reader = None
+        try:
+            writer = await self._connect()
+            if not await self._check_is_ours(writer):
+                # Only a new file is written to at open: an existing cache opens even on a
+                # read-only disk, serving hits while writes fail open.
+                await writer.execute("PRAGMA journal_mode=WAL")
+                await self._create_schema(writer)
+            reader = await self._connect()
+        except BaseException:
+            for conn in (reader, writer):
+                if conn is not None:
+                    await conn.close()
+            raise
+        return writer, reader
 
     async def aclose(self) -> None:
         """Write pending hit counts, wait for queued writes, close both connections."""
@@ -198,9 +215,16 @@ class SQLiteStore:
             )
 
     async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(
+        conn = aiosqlite.connect(
             self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
         )
+        # aiosqlite's worker thread is not a daemon: a cache left open (an exception unwinding
+        # past `async with`, a forgotten aclose) would keep the interpreter from exiting. Every
+        # answer is committed before it is returned, so nothing is lost by not waiting for it.
+        worker = getattr(conn, "_thread", None)
+        if worker is not None and not worker.is_alive():
+            worker.daemon = True
+        await conn
         await conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
