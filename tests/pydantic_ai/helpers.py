@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.models import Model, ModelRequestParameters, check_allow_model_requests
 from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage
 
 STREAM_WORDS = ["The ", "answer ", "is ", "forty-", "two."]
@@ -72,9 +74,7 @@ class Scripted:
 
 def tool_agent(model: Any, **kwargs: Any) -> Agent[None, Verdict]:
     """An agent that calls one tool, then answers with structured output."""
-    agent: Agent[None, Verdict] = Agent(
-        model, output_type=Verdict, instructions="Judge the topic.", **kwargs
-    )
+    agent: Agent[None, Verdict] = Agent(model, output_type=Verdict, instructions="Judge the topic.", **kwargs)
 
     @agent.tool
     def research(ctx: RunContext[None], topic: str) -> str:
@@ -84,3 +84,34 @@ def tool_agent(model: Any, **kwargs: Any) -> Agent[None, Verdict]:
     return agent
 
 
+class ProviderLike(Model):
+    """A model that, like every provider model, refuses requests when ALLOW_MODEL_REQUESTS is off."""
+
+    def __init__(self, script: Scripted) -> None:
+        super().__init__()
+        self.script = script
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        check_allow_model_requests()
+        info = AgentInfo(
+            function_tools=model_request_parameters.function_tools,
+            allow_text_output=model_request_parameters.allow_text_output,
+            output_tools=model_request_parameters.output_tools,
+            model_settings=model_settings,
+            model_request_parameters=model_request_parameters,
+            instructions=None,
+        )
+        return await self.script.respond(messages, info)
+
+    @property
+    def model_name(self) -> str:
+        return self.script.model_name
+
+    @property
+    def system(self) -> str:
+        return "openai"

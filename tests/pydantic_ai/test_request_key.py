@@ -205,9 +205,7 @@ def test_per_run_noise_never_changes_the_key(other: Any) -> None:
         ),
         pytest.param(
             lambda: key(
-                params=parameters(
-                    function_tools=[tool(parameters_json_schema={**SCHEMA, "required": []})]
-                )
+                params=parameters(function_tools=[tool(parameters_json_schema={**SCHEMA, "required": []})])
             ),
             id="tool-schema",
         ),
