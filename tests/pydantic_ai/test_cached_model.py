@@ -30,7 +30,8 @@ async def test_rerun_with_tools_and_structured_output_makes_zero_model_calls(
     second = await agent.run("Judge tides.")
     assert llm.calls == 2
     assert second.output == first.output == Verdict(label="ok", score=7)
-    assert cache.stats.hits == 2 and cache.stats.misses == 2
+    assert cache.stats.hits == 2
+    assert cache.stats.misses == 2
 
 
 async def test_tools_still_execute_on_a_replayed_run(cache: AgentCache) -> None:
@@ -65,7 +66,8 @@ async def test_each_hit_is_a_fresh_response_object(cache: AgentCache) -> None:
     await model.request(messages, None, params)
     one = await model.request(messages, None, params)
     two = await model.request(messages, None, params)
-    assert one == two and one is not two
+    assert one == two
+    assert one is not two
     one.parts.append(TextPart("mutated"))
     three = await model.request(messages, None, params)
     assert three.parts == two.parts
@@ -78,7 +80,8 @@ async def test_capability_and_wrapper_build_the_same_keys(cache: AgentCache) -> 
     await cache.clear()
     await tool_agent(llm.model(), capabilities=[CacheCapability(cache)]).run("Judge tides.")
     capability_keys = sorted([k async for k, _ in cache.store.scan()])
-    assert wrapper_keys == capability_keys and len(wrapper_keys) == 2
+    assert wrapper_keys == capability_keys
+    assert len(wrapper_keys) == 2
     calls = llm.calls
     await tool_agent(CachedModel(llm.model(), cache=cache)).run("Judge tides.")
     assert llm.calls == calls  # the wrapper is served what the capability stored
@@ -114,7 +117,9 @@ async def test_fifty_concurrent_identical_runs_make_one_model_call_per_step(
     assert llm.calls == 2
     assert all(r.output == Verdict(label="ok", score=7) for r in results)
     stats = cache.stats
-    assert stats.misses == 2 and stats.coalesced >= 49 and stats.lookups == 100
+    assert stats.misses == 2
+    assert stats.coalesced >= 49
+    assert stats.lookups == 100
 
 
 async def test_sub_agents_called_from_tools_share_the_cache(cache: AgentCache) -> None:
@@ -132,8 +137,10 @@ async def test_sub_agents_called_from_tools_share_the_cache(cache: AgentCache) -
     await planner.run("plan")
     assert llm.calls == calls == 2  # two sub-questions, each asked once
     by_label = cache.stats.by_label
-    assert by_label["researcher"].hits == 2 and by_label["researcher"].misses == 2
-    assert by_label["planner"].hits == 2 and by_label["planner"].misses == 2
+    assert by_label["researcher"].hits == 2
+    assert by_label["researcher"].misses == 2
+    assert by_label["planner"].hits == 2
+    assert by_label["planner"].misses == 2
 
 
 def plan(messages: list[Any], info: AgentInfo) -> ModelResponse:
@@ -175,8 +182,10 @@ async def test_a_hit_reports_zero_usage_and_records_what_it_saved(cache: AgentCa
     second = await agent.run("Judge tides.")
     spent = first.usage
     assert (spent.input_tokens, spent.output_tokens) == (2000, 1000)
-    assert spent.cost is not None and spent.cost > 0  # genai-prices knows gpt-4o-mini
-    assert second.usage.input_tokens == 0 and second.usage.output_tokens == 0
+    assert spent.cost is not None
+    assert spent.cost > 0
+    assert second.usage.input_tokens == 0
+    assert second.usage.output_tokens == 0
     assert second.usage.requests == 2
     replayed = [m for m in second.new_messages() if isinstance(m, ModelResponse)]
     assert replayed[0].metadata is not None
@@ -184,7 +193,8 @@ async def test_a_hit_reports_zero_usage_and_records_what_it_saved(cache: AgentCa
     assert info["source"] == "l1"
     assert info["saved_usage"] == {"input_tokens": 1000, "output_tokens": 500}
     stats = cache.stats
-    assert stats.saved_input_tokens == 2000 and stats.saved_output_tokens == 1000
+    assert stats.saved_input_tokens == 2000
+    assert stats.saved_output_tokens == 1000
     assert stats.saved_cost == pytest.approx(float(spent.cost))
     assert stats.by_label["judge"].saved_cost == pytest.approx(float(spent.cost))
 

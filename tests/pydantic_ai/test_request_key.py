@@ -157,7 +157,8 @@ def test_golden_key_material_shape_is_pinned() -> None:
     for dropped in ("usage", "provider_response_id", "run_id", "timestamp", "conversation_id"):
         assert dropped not in response
     (tool_def,) = material["parameters"]["function_tools"]
-    assert "metadata" not in tool_def and "timeout" not in tool_def
+    assert "metadata" not in tool_def
+    assert "timeout" not in tool_def
     assert material["parameters"]["revealed_tool_names"] == ["archive", "research", "weather"]
     json.dumps(material)  # plain JSON values only
 
