@@ -112,6 +112,7 @@ _TOOL_EXCLUDE = {"__all__": {"metadata", "timeout"}}
 _PARAMETERS_EXCLUDE: dict[str, Any] = {"function_tools": _TOOL_EXCLUDE, "output_tools": _TOOL_EXCLUDE}
 _PARAMETERS_ADAPTER: TypeAdapter[ModelRequestParameters] | None = None
 _WORDS = re.compile(r"\S*\s*")
+_pause = asyncio.sleep  # between replayed deltas; a module attribute so tests can observe it
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -319,12 +320,12 @@ class _CachedStream(StreamedResponse):
                 continue
             chunks = [c for c in _WORDS.findall(part.content) if c]
             if pace and not first:
-                await asyncio.sleep(pace)
+                await _pause(pace)
             first = False
             yield self._parts_manager.handle_part(vendor_part_id=index, part=replace(part, content=chunks[0]))
             for chunk in chunks[1:]:
                 if pace:
-                    await asyncio.sleep(pace)
+                    await _pause(pace)
                 for event in self._parts_manager.handle_text_delta(vendor_part_id=index, content=chunk):
                     yield event
 
