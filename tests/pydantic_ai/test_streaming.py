@@ -167,3 +167,21 @@ async def test_streams_with_samples_rotate_like_requests(cache: AgentCache) -> N
     for _ in range(4):
         await stream_deltas(agent)
     assert llm.stream_calls == 2
+
+
+async def test_iter_node_streaming_replays_a_hit(cache: AgentCache) -> None:
+    llm = Scripted()
+    agent = Agent(CachedModel(llm.model(), cache=cache))
+    await stream_deltas(agent)
+    deltas: list[str] = []
+    async with agent.iter("hi") as run:
+        async for node in run:
+            if Agent.is_model_request_node(node):
+                async with node.stream(run.ctx) as stream:
+                    async for event in stream:
+                        if isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+                            deltas.append(event.delta.content_delta)
+    assert run.result is not None
+    assert run.result.output == FULL_TEXT
+    assert deltas
+    assert llm.stream_calls == 1
