@@ -257,6 +257,12 @@ class _Tee:
         await waiter
 
 
+def _retrieve_outcome(fetch: asyncio.Future[Any]) -> None:
+    """Mark a stream's outcome as seen: an abandoned stream's failure is nobody's unhandled error."""
+    if not fetch.cancelled():
+        fetch.exception()
+
+
 # Consumers of one stored key in this process share one _Tee: (id(cache), stored key) -> tee.
 # An entry lives only while somebody uses it, so a reused id() can never find a stale one.
 _LIVE: dict[tuple[int, str], _Tee] = {}
@@ -471,6 +477,7 @@ class CachedModel(WrapperModel):
 
         fetch = asyncio.ensure_future(self._fetch(material, call, made))
         fetch.add_done_callback(tee.wake)
+        fetch.add_done_callback(_retrieve_outcome)
         try:
             stream = _CachedStream(self, model_request_parameters, tee, fetch, made)
             await stream.ready()
@@ -481,8 +488,6 @@ class CachedModel(WrapperModel):
                 del _LIVE[live_key]
             if not fetch.done():  # abandoned: the flight cancels the call if nobody else waits
                 fetch.cancel()
-            with suppress(BaseException):
-                await fetch
 
     # -- shared by both paths -----------------------------------------------------------------
 
@@ -561,6 +566,11 @@ class CacheCapability(AbstractCapability[Any]):
             "pace": pace,
         }
         _check_options(cache, hit_usage, samples, pace)  # fail now, not on the first request
+
+    # Two capabilities are the same only if they are the same object (the dataclass base would
+    # compare id/description/defer_loading only, making every CacheCapability equal).
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.options.items() if v is not None)
