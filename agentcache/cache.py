@@ -61,6 +61,9 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 REOPEN_SECONDS = 1.0
 """How long a store that failed to open is left alone before the next attempt."""
 
+MAX_SAMPLED_KEYS = 100_000
+"""How many keys with ``samples=N`` keep a rotation counter before the counters start over."""
+
 Source = Literal["l1", "store", "call", "coalesced"]
 
 
@@ -127,6 +130,7 @@ class AgentCache:
         self._store_open = self._persistent is None
         self._reopen_at = 0.0
         self._in_outage = False
+        self._sample_turns: dict[str, int] = {}  # base stored key -> calls so far (samples=N)
 
     def __repr__(self) -> str:
         return (
@@ -203,8 +207,12 @@ class AgentCache:
         value_type: Any = None,
         label: str | None = None,
         describe: Callable[[T], Mapping[str, Any]] | None = None,
+        samples: int = 1,
     ) -> T:
         """The stored answer for ``key``, or ``await call_fn(key)`` once for all concurrent callers."""
+        if samples != 1:
+            ns = self._namespace if namespace is None else validate_namespace(namespace)
+            key, call_fn = self._sample(key, call_fn, samples, ns)
         if namespace is None:
             skey = self._key_prefix + (_str_digest(key) if type(key) is str else digest(key))
         else:
@@ -237,9 +245,12 @@ class AgentCache:
         value_type: Any = None,
         label: str | None = None,
         describe: Callable[[T], Mapping[str, Any]] | None = None,
+        samples: int = 1,
     ) -> Fetched[T]:
         """Like ``get_or_call``, and says where the answer came from (for integrations)."""
         ns = self._namespace if namespace is None else validate_namespace(namespace)
+        if samples != 1:
+            key, call_fn = self._sample(key, call_fn, samples, ns)
         skey = f"{ns}:{KEY_VERSION}:{digest(key)}"
         if self._mode is Mode.OFF:
             return Fetched(await call_fn(key), "call", skey, None)
@@ -290,6 +301,32 @@ class AgentCache:
             return Fetched(value, "coalesced", skey, entry)
         self._count_hit(skey, entry, label, self._clock())  # type: ignore[arg-type]
         return Fetched(value, "store", skey, entry)
+
+    def _sample(
+        self, key: object, call_fn: Callable[[Any], Awaitable[T]], samples: int, ns: str
+    ) -> tuple[object, Callable[[Any], Awaitable[T]]]:
+        """This call's slot among the ``samples`` answers kept for ``key`` (README: samples).
+
+        Calls of a key take the slots in turn (0, 1, ..., N-1, 0, ...): the first N fill them, later
+        ones are served in rotation. Slot 0 is the plain key, so ``samples=1`` entries are reused as
+        the first sample; ``call_fn`` still receives the caller's own key.
+        """
+        if type(samples) is not int or samples < 1:
+            raise ConfigurationError(f"samples must be a positive int, not {samples!r}")
+        turns = self._sample_turns
+        base = f"{ns}:{digest(key)}"
+        turn = turns.get(base, 0)
+        if len(turns) >= MAX_SAMPLED_KEYS and base not in turns:
+            turns.clear()  # a bound, not a policy: rotation restarts at slot 0
+        turns[base] = turn + 1
+        slot = turn % samples
+        if slot == 0:
+            return key, call_fn
+
+        async def call_with_own_key(_slot_key: object) -> T:
+            return await call_fn(key)
+
+        return {"agentcache:sample": slot, "key": key}, call_with_own_key
 
     async def _fill(
         self,
