@@ -14,6 +14,8 @@ $(VENV)/.installed: pyproject.toml
 
 demo: $(VENV)/.installed
 	$(PY) examples/eval_suite.py
+	@echo
+	$(PY) examples/agent_pipeline.py
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
