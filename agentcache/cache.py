@@ -596,6 +596,20 @@ class AgentCache:
                 self._l1.discard(skey)
             return _CORRUPT
 
+    async def _evict(self, skey: str, *, reason: str) -> None:
+        """Drop a stored entry an integration found unreadable: warn, count, delete (fail-open)."""
+        self._stats.error(None)
+        warnings.warn(
+            f"agentcache dropped an entry it could not decode ({skey}): {reason}",
+            AgentCacheWarning,
+            stacklevel=3,
+        )
+        if self._l1 is not None:
+            self._l1.discard(skey)
+        store = await self._usable_store(None)
+        if store is not None:
+            await self._delete_stored(store, skey, None)
+
     async def _delete_stored(self, store: Store, skey: str, label: str | None) -> None:
         """Remove an entry that cannot be decoded (before anything new is written for its key)."""
         try:

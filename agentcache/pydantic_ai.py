@@ -222,6 +222,14 @@ class _NotStored(Exception):
         self.text = text
 
 
+class _Undecodable(Exception):
+    """A stored response this pydantic-ai cannot parse (for example, an older message format)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"stored response {key} cannot be parsed")
+        self.key = key
+
+
 # -- live streams -----------------------------------------------------------------------------
 
 
@@ -439,7 +447,13 @@ class CachedModel(WrapperModel):
             made.append(response)
             return self._storable(response)
 
-        return await self._answer(self._fetch(material, call, made), made)
+        try:
+            return await self._answer(self._fetch(material, call, made), made)
+        except _Undecodable as stale:
+            # Written by a pydantic-ai whose message format this one cannot read: a miss, the
+            # entry dropped with a warning (DESIGN §5), and one fresh call.
+            await self.cache._evict(stale.key, reason=str(stale.__cause__))
+            return await self._answer(self._fetch(material, call, made), made)
 
     @asynccontextmanager
     async def request_stream(
@@ -522,7 +536,10 @@ class CachedModel(WrapperModel):
             span.set_attribute("agentcache.key", fetched.key)
         if fetched.source == "call":
             return made[0]
-        response = _load(fetched.value)
+        try:
+            response = _load(fetched.value)
+        except ValidationError as exc:
+            raise _Undecodable(fetched.key) from exc
         usage = response.usage
         saved = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
         info: dict[str, Any] = {"source": fetched.source, "key": fetched.key, "saved_usage": saved}

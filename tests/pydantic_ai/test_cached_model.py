@@ -284,3 +284,25 @@ def test_a_fresh_process_reruns_with_zero_model_calls(tmp_path: Path) -> None:
         )
         outputs.append(run.stdout.split())
     assert outputs == [["2", "7"], ["0", "7"]]
+
+
+async def test_a_stored_response_this_pydantic_ai_cannot_parse_is_a_warned_miss(
+    cache: AgentCache,
+) -> None:
+    from agentcache import AgentCacheWarning
+
+    llm = Scripted()
+    model = CachedModel(llm.model(), cache=cache)
+    messages: list[Any] = [ModelRequest(parts=[UserPromptPart("hi")])]
+    params = ModelRequestParameters()
+    await model.request(messages, None, params)
+    stored_key = cache.key(model.request_key(messages, None, params))
+    # An entry in a message format this version does not know (as a future pydantic-ai might write).
+    await cache.set(model.request_key(messages, None, params), '[{"kind": "response-v9"}]')
+    with pytest.warns(AgentCacheWarning, match="could not decode"):
+        response = await model.request(messages, None, params)
+    assert response.parts == [TextPart("plain answer")]
+    assert llm.calls == 2
+    assert cache.stats.errors == 1
+    assert await cache.get(model.request_key(messages, None, params)) != '[{"kind": "response-v9"}]'
+    assert stored_key.startswith("default:v1:")
