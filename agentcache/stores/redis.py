@@ -1,0 +1,478 @@
+"""``redis://`` and ``rediss://``: entries and leases in a Redis (or Valkey) server, via redis-py.
+
+Layout under the key prefix (``?prefix=``, default ``agentcache:``)::
+
+    <prefix>e:<stored key>   the entry: one string (envelope + value bytes), expiring via PX
+    <prefix>h:<stored key>   its hit bookkeeping, "<count> <last hit>", expiring with the entry
+    <prefix>l:<stored key>   a lease (cross-process single-flight): a token, SET NX PX
+    <prefix>released         pub/sub channel: a released lease's key (waiters wake up early)
+
+Stored keys begin with their namespace, so each namespace is a prefix of its own and ``clear``
+and ``scan`` find it with ``SCAN MATCH``. Redis enforces the TTL (PX = the entry's lifetime); the
+``now`` passed to ``get_many`` is checked against ``expires_at`` as well, so a cache driven by
+another clock sees the same expiry it would in any other store.
+
+Driver errors are translated at one boundary (``_boundary``): connection failures and timeouts
+become ``BackendUnavailableError``, anything else ``BackendError``. redis-py's pool reconnects by
+itself on the next command after an outage; we retry a failed command once (a pooled connection
+may be stale after a server restart) and never back off, so an outage costs one quick failure per
+call and the cache above fails open. The password only lives inside the redis-py client: ``url``
+and ``repr`` show it as ``***``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+import secrets
+import struct
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+from urllib.parse import SplitResult
+
+try:
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        'redis:// stores need an optional dependency: pip install "agentcache[redis]"'
+    ) from exc
+
+from ..errors import BackendError, BackendUnavailableError, ConfigurationError
+from .base import Entry
+
+__all__ = ["RedisStore", "from_url"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "agentcache:"
+_SCAN_COUNT = 500  # keys per SCAN step and per MGET batch while scanning
+_HIT_FLUSH_DELAY = 1.0  # seconds hit bookkeeping may lag
+_ENVELOPE = b"\x01"  # format byte of an entry: 1, then a 4-byte header length, header JSON, value
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+# Adds pending hit counts to each live entry's bookkeeping string, expiring it with the entry.
+# KEYS: entry, hits, entry, hits...; ARGV: count, last hit, count, last hit... (same indices).
+_FLUSH_HITS_LUA = """
+for i = 1, #KEYS, 2 do
+  local ttl = redis.call('PTTL', KEYS[i])
+  if ttl ~= -2 then
+    local n = tonumber(ARGV[i])
+    local cur = redis.call('GET', KEYS[i + 1])
+    if cur then n = n + tonumber(string.match(cur, '^(%d+)')) end
+    local v = n .. ' ' .. ARGV[i + 1]
+    if ttl > 0 then redis.call('SET', KEYS[i + 1], v, 'PX', ttl)
+    else redis.call('SET', KEYS[i + 1], v) end
+  end
+end
+return 0
+"""
+# Renew / release a lease only while it still holds our token (compare-and-set).
+_RENEW_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+class RedisStore:
+    """A Store (and LeaseStore) over one Redis database."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = 5.0,
+        connect_timeout: float = 2.0,
+        max_connections: int = 64,
+        **client_options: Any,
+    ) -> None:
+        from . import redact_url
+
+        if not prefix:
+            raise ConfigurationError("redis prefix must not be empty")
+        self.url = redact_url(url)
+        self.prefix = prefix
+        self._glob_prefix = _GLOB_SPECIAL.sub(r"\\\1", prefix)
+        self._channel = f"{prefix}released"
+        # Who touches it: built once; redis-py keeps the password inside its connection pool.
+        self._client_args: tuple[str, dict[str, Any]] = (
+            url,
+            {
+                "socket_timeout": timeout,
+                "socket_connect_timeout": connect_timeout,
+                "max_connections": max_connections,
+                "retry": Retry(NoBackoff(), 1),
+                **client_options,
+            },
+        )
+        self._client: aioredis.Redis | None = None
+        self._opened = False
+        # Hit bookkeeping waiting to be flushed: key -> (count, last hit).
+        self._hits: dict[str, tuple[int, float]] = {}
+        self._flush_task: asyncio.Task[None] | None = None
+        # Lease waiters of this process: key -> events to set when the key's lease is released.
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._listener: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.url!r}, prefix={self.prefix!r})"
+
+    # -- connection and the error boundary ---------------------------------------------------
+
+    def _redis(self) -> aioredis.Redis:
+        if self._client is None:
+            url, options = self._client_args
+            self._client = aioredis.Redis.from_url(url, **options)
+        return self._client
+
+    @contextmanager
+    def _boundary(self, what: str) -> Iterator[None]:
+        """The one place redis-py's errors become ours."""
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError) as exc:
+            raise BackendUnavailableError(f"{self.url}: {what}: {exc}") from exc
+        except RedisError as exc:
+            raise BackendError(f"{self.url}: {what}: {exc}") from exc
+
+    async def open(self) -> None:
+        """Connect and check the server answers; idempotent; retried on the next call if down."""
+        if self._opened:
+            return
+        with self._boundary("connect"):
+            await self._redis().ping()
+        self._opened = True
+
+    async def aclose(self) -> None:
+        """Flush hit bookkeeping, stop listening for lease releases, close the connections."""
+        if self._flush_task is not None:
+            self._flush_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._flush_task
+            self._flush_task = None
+        with suppress(BackendError):
+            await self._flush_hits()
+        if self._listener is not None:
+            self._listener.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        if self._client is not None:
+            client, self._client = self._client, None
+            with suppress(RedisError, OSError):
+                await client.aclose()
+        self._opened = False
+
+    # -- the Store protocol ------------------------------------------------------------------
+
+    def _ekey(self, key: str) -> str:
+        return f"{self.prefix}e:{key}"
+
+    def _hkey(self, key: str) -> str:
+        return f"{self.prefix}h:{key}"
+
+    async def get_many(self, keys: Sequence[str], now: float) -> list[Entry | None]:
+        """One round trip: MGET of the entries and of their hit bookkeeping."""
+        if not keys:
+            return []
+        with self._boundary("get"):
+            pipe = self._redis().pipeline(transaction=False)
+            pipe.mget([self._ekey(k) for k in keys])
+            pipe.mget([self._hkey(k) for k in keys])
+            blobs, hits = await pipe.execute()
+        out: list[Entry | None] = []
+        for key, blob, hit in zip(keys, blobs, hits, strict=True):
+            entry = None if blob is None else _unpack(key, blob, hit)
+            out.append(None if entry is None or entry.is_expired(now) else entry)
+        return out
+
+    async def set_many(self, items: Sequence[tuple[str, Entry]]) -> None:
+        """One MULTI/EXEC: SET with PX = each entry's lifetime; a new entry starts with no hits."""
+        if not items:
+            return
+        with self._boundary("set"):
+            pipe = self._redis().pipeline(transaction=True)
+            for key, entry in items:
+                ekey, hkey = self._ekey(key), self._hkey(key)
+                if entry.expires_at is None:
+                    pipe.set(ekey, _pack(entry))
+                else:
+                    lifetime_ms = math.ceil((entry.expires_at - entry.created_at) * 1000)
+                    if lifetime_ms <= 0:  # born expired: nothing to keep, but it replaces
+                        pipe.delete(ekey)
+                    else:
+                        pipe.set(ekey, _pack(entry), px=lifetime_ms)
+                pipe.delete(hkey)
+            await pipe.execute()
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        """DEL the entries (and their bookkeeping); how many entries existed."""
+        if not keys:
+            return 0
+        with self._boundary("delete"):
+            pipe = self._redis().pipeline(transaction=True)
+            pipe.delete(*[self._ekey(k) for k in keys])
+            pipe.delete(*[self._hkey(k) for k in keys])
+            removed, _ = await pipe.execute()
+        self._forget_hits(keys)
+        return int(removed)
+
+    async def clear(self, namespace: str | None) -> int:
+        """SCAN the namespace's entries and delete them in batches; how many were deleted."""
+        removed = 0
+        batch: list[str] = []
+        with self._boundary("clear"):
+            client = self._redis()
+            async for ekey in self._scan_keys(namespace):
+                batch.append(ekey)
+                if len(batch) >= _SCAN_COUNT:
+                    removed += await self._delete_entry_keys(client, batch)
+                    batch = []
+            if batch:
+                removed += await self._delete_entry_keys(client, batch)
+        if namespace is None:
+            self._hits.clear()
+        else:
+            self._forget_hits([k for k in self._hits if k.startswith(f"{namespace}:")])
+        return removed
+
+    async def _delete_entry_keys(self, client: aioredis.Redis, ekeys: list[str]) -> int:
+        marker = len(f"{self.prefix}e:")
+        hkeys = [self._hkey(ekey[marker:]) for ekey in ekeys]
+        pipe = client.pipeline(transaction=False)
+        pipe.delete(*ekeys)
+        pipe.delete(*hkeys)
+        removed, _ = await pipe.execute()
+        return int(removed)
+
+    async def scan(self, namespace: str | None = None) -> AsyncIterator[tuple[str, Entry]]:
+        """Every live entry of ``namespace`` (all when ``None``), newest first."""
+        marker = len(f"{self.prefix}e:")
+        found: list[tuple[str, Entry]] = []
+        batch: list[str] = []
+        with self._boundary("scan"):
+            async for ekey in self._scan_keys(namespace):
+                batch.append(ekey[marker:])
+                if len(batch) >= _SCAN_COUNT:
+                    found.extend(await self._fetch_raw(batch))
+                    batch = []
+            if batch:
+                found.extend(await self._fetch_raw(batch))
+        found.sort(key=lambda kv: kv[1].created_at, reverse=True)
+        for item in found:
+            yield item
+
+    async def _scan_keys(self, namespace: str | None) -> AsyncIterator[str]:
+        # Namespaces never hold glob characters (keys.validate_namespace); the prefix may.
+        pattern = f"{self._glob_prefix}e:{'*' if namespace is None else namespace + ':*'}"
+        async for raw in self._redis().scan_iter(match=pattern, count=_SCAN_COUNT):
+            yield raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
+
+    async def _fetch_raw(self, keys: list[str]) -> list[tuple[str, Entry]]:
+        pipe = self._redis().pipeline(transaction=False)
+        pipe.mget([self._ekey(k) for k in keys])
+        pipe.mget([self._hkey(k) for k in keys])
+        blobs, hits = await pipe.execute()
+        out = []
+        for key, blob, hit in zip(keys, blobs, hits, strict=True):
+            entry = None if blob is None else _unpack(key, blob, hit)
+            if entry is not None:
+                out.append((key, entry))
+        return out
+
+    def note_hit(self, key: str, now: float) -> None:
+        """Count a hit in memory; a background task flushes the counts in one script call."""
+        count, _ = self._hits.get(key, (0, now))
+        self._hits[key] = (count + 1, now)
+        if self._flush_task is None:
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        try:
+            await asyncio.sleep(_HIT_FLUSH_DELAY)
+            await self._flush_hits()
+        except BackendError as exc:  # bookkeeping only: never worth failing anything for
+            log.debug("dropped hit bookkeeping for %s: %s", self.url, exc)
+        finally:
+            if self._flush_task is asyncio.current_task():
+                self._flush_task = None
+
+    async def _flush_hits(self) -> None:
+        if not self._hits:
+            return
+        pending, self._hits = self._hits, {}
+        keys: list[str] = []
+        args: list[str] = []
+        for key, (count, last) in pending.items():
+            keys += [self._ekey(key), self._hkey(key)]
+            args += [str(count), repr(last)]
+        with self._boundary("record hits"):
+            await self._redis().eval(_FLUSH_HITS_LUA, len(keys), *keys, *args)
+
+    def _forget_hits(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._hits.pop(key, None)
+
+    # -- the LeaseStore protocol (see leases.py) ---------------------------------------------
+
+    def _lkey(self, key: str) -> str:
+        return f"{self.prefix}l:{key}"
+
+    async def claim(self, key: str, ttl: float) -> str | None:
+        """SET NX PX: a token if this caller now holds the lease on ``key``, else ``None``."""
+        token = secrets.token_hex(8)
+        with self._boundary("claim lease"):
+            won = await self._redis().set(self._lkey(key), token, nx=True, px=_ms(ttl))
+        return token if won else None
+
+    async def renew(self, key: str, token: str, ttl: float) -> bool:
+        """Extend our lease; False if it expired and someone else (or nobody) holds it now."""
+        with self._boundary("renew lease"):
+            done = await self._redis().eval(_RENEW_LUA, 1, self._lkey(key), token, str(_ms(ttl)))
+        return bool(done)
+
+    async def release(self, key: str, token: str) -> None:
+        """Drop our lease (if still ours) and tell waiters everywhere to look again."""
+        with self._boundary("release lease"):
+            await self._redis().eval(_RELEASE_LUA, 2, self._lkey(key), self._channel, token, key)
+
+    async def wait_released(self, key: str, timeout: float) -> None:
+        """Return when ``key``'s lease is released (pub/sub) or after ``timeout`` (polling)."""
+        self._ensure_listener()
+        event = asyncio.Event()
+        waiters = self._waiters.setdefault(key, set())
+        waiters.add(event)
+        try:
+            with suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
+        finally:
+            waiters.discard(event)
+            if not waiters:
+                self._waiters.pop(key, None)
+
+    def _ensure_listener(self) -> None:
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.get_running_loop().create_task(self._listen())
+
+    async def _listen(self) -> None:
+        """Relay release notifications to this process's waiters; resubscribe after outages.
+
+        A lost message only costs latency: waiters poll with their own timeout regardless.
+        """
+        while True:
+            pubsub = self._redis().pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is None or message.get("type") != "message":
+                        continue
+                    data = message["data"]
+                    key = (
+                        data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+                    )
+                    for event in self._waiters.get(key, ()):
+                        event.set()
+            except (RedisError, OSError) as exc:
+                log.debug("lease notifications from %s interrupted: %s", self.url, exc)
+                await asyncio.sleep(0.5)
+            finally:
+                with suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _ms(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
+
+
+def _pack(entry: Entry) -> bytes:
+    header = json.dumps(
+        {
+            "c": entry.created_at,
+            "x": entry.expires_at,
+            "s": entry.call_seconds,
+            "m": entry.material,
+            "t": dict(entry.meta),
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    ).encode("utf-8", "surrogatepass")
+    return b"".join((_ENVELOPE, struct.pack(">I", len(header)), header, entry.value))
+
+
+def _unpack(key: str, blob: bytes, hits: bytes | None) -> Entry | None:
+    """The Entry of an envelope, or None (logged) if it is not one we wrote."""
+    try:
+        if blob[:1] != _ENVELOPE:
+            raise ValueError(f"unknown envelope byte {blob[:1]!r}")
+        (size,) = struct.unpack(">I", blob[1:5])
+        header = json.loads(blob[5 : 5 + size].decode("utf-8", "surrogatepass"))
+        count, last = 0, None
+        if hits:
+            count_s, last_s = hits.decode().split(" ", 1)
+            count, last = int(count_s), float(last_s)
+        return Entry(
+            value=blob[5 + size :],
+            created_at=float(header["c"]),
+            expires_at=None if header["x"] is None else float(header["x"]),
+            call_seconds=float(header["s"]),
+            material=header["m"],
+            meta=header["t"],
+            hits=count,
+            last_hit_at=last,
+        )
+    except (ValueError, KeyError, TypeError, struct.error) as exc:
+        log.warning("ignoring unreadable redis entry %s: %s", key, exc)
+        return None
+
+
+def from_url(parts: SplitResult) -> RedisStore:
+    """``redis://[[user]:password@]host[:port][/db][?prefix=&timeout=&connect_timeout=...]``.
+
+    ``rediss://`` is TLS; ``ssl_cert_reqs=none|optional|required`` and ``ssl_ca_certs=path``
+    tune certificate checks. ``max_connections`` bounds the pool.
+    """
+    from . import query_options
+
+    options = query_options(
+        parts,
+        {
+            "prefix": str,
+            "timeout": float,
+            "connect_timeout": float,
+            "max_connections": int,
+            "ssl_cert_reqs": _cert_reqs,
+            "ssl_ca_certs": str,
+        },
+    )
+    if options.keys() & {"ssl_cert_reqs", "ssl_ca_certs"} and parts.scheme.lower() != "rediss":
+        raise ConfigurationError("ssl_cert_reqs / ssl_ca_certs need a rediss:// (TLS) URL")
+    if parts.path not in ("", "/") and not parts.path.strip("/").isdigit():
+        raise ConfigurationError(f"redis database must be a number (/0../15), not {parts.path!r}")
+    base = parts._replace(query="", fragment="").geturl()
+    return RedisStore(base, **options)  # type: ignore[arg-type]
+
+
+def _cert_reqs(value: str) -> str:
+    if value not in ("none", "optional", "required"):
+        raise ValueError("use none, optional or required")
+    return value
