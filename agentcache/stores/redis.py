@@ -42,9 +42,7 @@ try:
     from redis.exceptions import RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        'redis:// stores need an optional dependency: pip install "agentcache[redis]"'
-    ) from exc
+    raise ImportError('redis:// stores need an optional dependency: pip install "agentcache[redis]"') from exc
 
 from ..errors import BackendError, BackendUnavailableError, ConfigurationError
 from .base import Entry
@@ -334,6 +332,10 @@ class RedisStore:
 
     # -- the LeaseStore protocol (see leases.py) ---------------------------------------------
 
+    def leases(self) -> RedisStore:
+        """This store is its own LeaseStore."""
+        return self
+
     def _lkey(self, key: str) -> str:
         return f"{self.prefix}l:{key}"
 
@@ -387,9 +389,7 @@ class RedisStore:
                     if message is None or message.get("type") != "message":
                         continue
                     data = message["data"]
-                    key = (
-                        data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
-                    )
+                    key = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
                     for event in self._waiters.get(key, ()):
                         event.set()
             except (RedisError, OSError) as exc:

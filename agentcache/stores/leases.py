@@ -1,0 +1,166 @@
+"""Cross-process single-flight: the LeaseStore protocol and the hold-or-wait loop the cache runs on a miss.
+
+In one process ``SingleFlight`` already merges identical calls. Across processes (``pytest -n 8``,
+a pool of workers, several machines on one Redis) a store that offers leases lets them agree too:
+
+1. the flight's leader reads the store and misses;
+2. it tries to ``claim`` the key's lease. The winner re-reads the store (the value may have landed
+   between its read and its claim), calls, stores the value, then ``release``\\s the lease, which
+   also wakes waiters. While it calls, a background task ``renew``\\s the lease every ttl/3;
+3. everybody else waits (``wait_released``: a notification where the store has one, else a short
+   sleep that doubles up to ``poll_max``), re-reads the store, and tries to claim again;
+4. a holder that dies (kill -9) stops renewing, so its lease expires after ``ttl`` and exactly one
+   waiter's claim succeeds; a holder whose call raises releases at once, and again exactly one
+   waiter wins the next claim: the others keep waiting instead of all calling;
+5. nobody waits longer than ``max_wait``: past it the waiter calls through and warns.
+
+A store failure while claiming fails open: the error goes to the cache's ``on_error`` (which warns
+once per outage, counts it, or raises under ``on_store_error="raise"``) and the call goes through.
+Lease expiry is measured in wall-clock time (``time.time``) of the processes involved, or by the
+server (Redis), never by the cache's injectable clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Protocol, TypeVar, runtime_checkable
+
+from ..errors import AgentCacheWarning, BackendError, ConfigurationError
+
+__all__ = ["LeasePolicy", "LeaseStore", "lease_store_of", "run_leased"]
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class LeasePolicy:
+    """How long a lease lives unrenewed, and how waiting behaves (seconds)."""
+
+    ttl: float = 15.0
+    """A dead holder's lease expires this long after its last renewal (renewed every ttl/3)."""
+    max_wait: float = 120.0
+    """A waiter calls through itself (and warns) after waiting this long for another's call."""
+    poll_min: float = 0.005
+    """The first re-check of a waiter; doubled on every round up to ``poll_max``."""
+    poll_max: float = 0.25
+    """The longest pause between re-checks (notifications usually wake waiters sooner)."""
+
+    def __post_init__(self) -> None:
+        for name in ("ttl", "max_wait", "poll_min", "poll_max"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigurationError(f"LeasePolicy.{name} must be a positive number, not {value!r}")
+        if self.poll_min > self.poll_max:
+            raise ConfigurationError("LeasePolicy.poll_min must not exceed poll_max")
+
+
+@runtime_checkable
+class LeaseStore(Protocol):
+    """A store's leases on keys. All methods may raise ``BackendError``."""
+
+    async def claim(self, key: str, ttl: float) -> str | None:
+        """Take the lease on ``key`` for ``ttl`` seconds: a token if won, ``None`` if held elsewhere."""
+
+    async def renew(self, key: str, token: str, ttl: float) -> bool:
+        """Extend a lease we hold; ``False`` if it was lost (expired, and perhaps claimed again)."""
+
+    async def release(self, key: str, token: str) -> None:
+        """Give the lease back (a no-op if it is no longer ours) and wake the key's waiters."""
+
+    async def wait_released(self, key: str, timeout: float) -> None:
+        """Return when ``key``'s lease may have been released, or after ``timeout`` at the latest."""
+
+
+def lease_store_of(store: object) -> LeaseStore | None:
+    """The store's leases (its ``leases()``), or ``None`` for stores without them (memory://)."""
+    leases = getattr(store, "leases", None)
+    return leases() if callable(leases) else None
+
+
+async def run_leased(
+    leases: LeaseStore,
+    key: str,
+    policy: LeasePolicy,
+    *,
+    call: Callable[[], Awaitable[R]],
+    recheck: Callable[[], Awaitable[R | None]],
+    on_error: Callable[[BackendError], None],
+) -> R:
+    """``call()`` if we win ``key``'s lease, else wait for whoever holds it and ``recheck()``.
+
+    ``call`` calls upstream and stores the value; ``recheck`` reads the store (``None``: not there).
+    """
+    started = time.monotonic()
+    delay = policy.poll_min
+    while True:
+        try:
+            token = await leases.claim(key, policy.ttl)
+        except BackendError as exc:
+            on_error(exc)  # fail open (or raise, if the cache is strict)
+            return await call()
+        if token is not None:
+            return await _hold(leases, key, token, policy, call, recheck)
+        remaining = policy.max_wait - (time.monotonic() - started)
+        if remaining <= 0:
+            warnings.warn(
+                f"agentcache waited {policy.max_wait:g}s for another process's call of {key}; "
+                "calling through (raise LeasePolicy.max_wait if such calls take longer)",
+                AgentCacheWarning,
+                stacklevel=2,
+            )
+            return await call()
+        try:
+            await leases.wait_released(key, min(delay, remaining))
+        except BackendError as exc:
+            on_error(exc)
+            return await call()
+        delay = min(delay * 2, policy.poll_max)
+        found = await recheck()
+        if found is not None:
+            return found
+
+
+async def _hold(
+    leases: LeaseStore,
+    key: str,
+    token: str,
+    policy: LeasePolicy,
+    call: Callable[[], Awaitable[R]],
+    recheck: Callable[[], Awaitable[R | None]],
+) -> R:
+    """Call while holding the lease, renewing it; always release it (value stored, failed, cancelled)."""
+    renewer = asyncio.ensure_future(_keep_renewed(leases, key, token, policy.ttl))
+    try:
+        # The previous holder may have stored the value and released between our read and claim.
+        found = await recheck()
+        if found is not None:
+            return found
+        return await call()
+    finally:
+        renewer.cancel()
+        with suppress(asyncio.CancelledError):
+            await renewer
+        try:
+            # Shielded: a cancelled caller must still hand the lease on, or waiters sit out the ttl.
+            await asyncio.shield(leases.release(key, token))
+        except BackendError as exc:
+            log.debug("releasing the lease on %s failed (it will expire): %s", key, exc)
+
+
+async def _keep_renewed(leases: LeaseStore, key: str, token: str, ttl: float) -> None:
+    while True:
+        await asyncio.sleep(ttl / 3)
+        try:
+            if not await leases.renew(key, token, ttl):
+                log.warning("lost the lease on %s (paused past its ttl?); another may call too", key)
+                return
+        except BackendError as exc:
+            log.debug("renewing the lease on %s failed: %s", key, exc)
