@@ -52,6 +52,7 @@ __all__ = ["RedisStore", "from_url"]
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "agentcache:"
+_MGET_MAX = 1_000  # keys per MGET: bounded replies, and other clients are not stalled long
 _SCAN_COUNT = 500  # keys per SCAN step and per MGET batch while scanning
 _HIT_FLUSH_DELAY = 1.0  # seconds hit bookkeeping may lag
 _ENVELOPE = b"\x01"  # format byte of an entry: 1, then a 4-byte header length, header JSON, value
@@ -118,12 +119,18 @@ class RedisStore:
                 "socket_timeout": timeout,
                 "socket_connect_timeout": connect_timeout,
                 "max_connections": max_connections,
+                "timeout": timeout,  # the wait for a free pooled connection
                 "retry": Retry(NoBackoff(), 1),
                 **client_options,
             },
         )
         self._client: aioredis.Redis | None = None
         self._opened = False
+        # Micro-batches (touched only from the event loop's thread, like everything below).
+        self._pending_reads: list[tuple[Sequence[str], asyncio.Future[dict[str, Entry]]]] = []
+        self._read_task: asyncio.Task[None] | None = None
+        self._pending_writes: list[tuple[Sequence[tuple[str, Entry]], asyncio.Future[None]]] = []
+        self._write_task: asyncio.Task[None] | None = None
         # Hit bookkeeping waiting to be flushed: key -> (count, last hit).
         self._hits: dict[str, tuple[int, float]] = {}
         self._flush_task: asyncio.Task[None] | None = None
@@ -139,7 +146,9 @@ class RedisStore:
     def _redis(self) -> aioredis.Redis:
         if self._client is None:
             url, options = self._client_args
-            self._client = aioredis.Redis.from_url(url, **options)
+            # A blocking pool: a burst beyond max_connections waits for a connection, never fails.
+            pool = aioredis.BlockingConnectionPool.from_url(url, **options)
+            self._client = aioredis.Redis(connection_pool=pool)
         return self._client
 
     @contextmanager
@@ -189,38 +198,103 @@ class RedisStore:
         return f"{self.prefix}h:{key}"
 
     async def get_many(self, keys: Sequence[str], now: float) -> list[Entry | None]:
-        """One round trip: MGET of the entries and of their hit bookkeeping."""
+        """Entries of ``keys`` (``None``: missing or expired), fetched together with concurrent calls."""
         if not keys:
             return []
-        with self._boundary("get"):
-            pipe = self._redis().pipeline(transaction=False)
-            pipe.mget([self._ekey(k) for k in keys])
-            pipe.mget([self._hkey(k) for k in keys])
-            blobs, hits = await pipe.execute()
+        future: asyncio.Future[dict[str, Entry]] = asyncio.get_running_loop().create_future()
+        self._pending_reads.append((keys, future))
+        if self._read_task is None:
+            self._read_task = asyncio.ensure_future(self._drain_reads())
+        found = await future
         out: list[Entry | None] = []
-        for key, blob, hit in zip(keys, blobs, hits, strict=True):
-            entry = None if blob is None else _unpack(key, blob, hit)
+        for key in keys:
+            entry = found.get(key)
             out.append(None if entry is None or entry.is_expired(now) else entry)
         return out
 
+    async def _drain_reads(self) -> None:
+        """Micro-batching: every get_many queued meanwhile shares one pipeline of MGETs."""
+        try:
+            while self._pending_reads:
+                batch, self._pending_reads = self._pending_reads, []
+                try:
+                    with self._boundary("get"):
+                        found = await self._read_raw(list({k for keys, _ in batch for k in keys}))
+                except BaseException as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    continue
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(found)
+        finally:
+            self._read_task = None
+
+    async def _read_raw(self, keys: list[str]) -> dict[str, Entry]:
+        """One round trip: MGETs of the entries and of their hit bookkeeping."""
+        pipe = self._redis().pipeline(transaction=False)
+        for start in range(0, len(keys), _MGET_MAX):
+            chunk = keys[start : start + _MGET_MAX]
+            pipe.mget([self._ekey(k) for k in chunk])
+            pipe.mget([self._hkey(k) for k in chunk])
+        replies = await pipe.execute()
+        found: dict[str, Entry] = {}
+        blobs = [blob for reply in replies[0::2] for blob in reply]
+        hits = [hit for reply in replies[1::2] for hit in reply]
+        for key, blob, hit in zip(keys, blobs, hits, strict=True):
+            entry = None if blob is None else _unpack(key, blob, hit)
+            if entry is not None:
+                found[key] = entry
+        return found
+
     async def set_many(self, items: Sequence[tuple[str, Entry]]) -> None:
-        """One MULTI/EXEC: SET with PX = each entry's lifetime; a new entry starts with no hits."""
+        """Insert or replace; returns once written, in one MULTI/EXEC with concurrent writers."""
         if not items:
             return
-        with self._boundary("set"):
-            pipe = self._redis().pipeline(transaction=True)
-            for key, entry in items:
-                ekey, hkey = self._ekey(key), self._hkey(key)
-                if entry.expires_at is None:
-                    pipe.set(ekey, _pack(entry))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending_writes.append((items, future))
+        if self._write_task is None:
+            self._write_task = asyncio.ensure_future(self._drain_writes())
+        await future
+
+    async def _drain_writes(self) -> None:
+        try:
+            while self._pending_writes:
+                batch, self._pending_writes = self._pending_writes, []
+                try:
+                    with self._boundary("set"):
+                        await self._write_raw([item for items, _ in batch for item in items])
+                except BaseException as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    continue
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+        finally:
+            self._write_task = None
+
+    async def _write_raw(self, items: list[tuple[str, Entry]]) -> None:
+        """SET with PX = each entry's lifetime (Redis drops it then); a new entry has no hits yet."""
+        pipe = self._redis().pipeline(transaction=True)
+        for key, entry in items:
+            ekey, hkey = self._ekey(key), self._hkey(key)
+            if entry.expires_at is None:
+                pipe.set(ekey, _pack(entry))
+            else:
+                lifetime_ms = math.ceil((entry.expires_at - entry.created_at) * 1000)
+                if lifetime_ms <= 0:  # born expired: nothing to keep, but it still replaces
+                    pipe.delete(ekey)
                 else:
-                    lifetime_ms = math.ceil((entry.expires_at - entry.created_at) * 1000)
-                    if lifetime_ms <= 0:  # born expired: nothing to keep, but it replaces
-                        pipe.delete(ekey)
-                    else:
-                        pipe.set(ekey, _pack(entry), px=lifetime_ms)
-                pipe.delete(hkey)
-            await pipe.execute()
+                    pipe.set(ekey, _pack(entry), px=lifetime_ms)
+            pipe.delete(hkey)
+        await pipe.execute()
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         """DEL the entries (and their bookkeeping); how many entries existed."""
@@ -271,10 +345,10 @@ class RedisStore:
             async for ekey in self._scan_keys(namespace):
                 batch.append(ekey[marker:])
                 if len(batch) >= _SCAN_COUNT:
-                    found.extend(await self._fetch_raw(batch))
+                    found.extend((await self._read_raw(batch)).items())
                     batch = []
             if batch:
-                found.extend(await self._fetch_raw(batch))
+                found.extend((await self._read_raw(batch)).items())
         found.sort(key=lambda kv: kv[1].created_at, reverse=True)
         for item in found:
             yield item
@@ -284,18 +358,6 @@ class RedisStore:
         pattern = f"{self._glob_prefix}e:{'*' if namespace is None else namespace + ':*'}"
         async for raw in self._redis().scan_iter(match=pattern, count=_SCAN_COUNT):
             yield raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else raw
-
-    async def _fetch_raw(self, keys: list[str]) -> list[tuple[str, Entry]]:
-        pipe = self._redis().pipeline(transaction=False)
-        pipe.mget([self._ekey(k) for k in keys])
-        pipe.mget([self._hkey(k) for k in keys])
-        blobs, hits = await pipe.execute()
-        out = []
-        for key, blob, hit in zip(keys, blobs, hits, strict=True):
-            entry = None if blob is None else _unpack(key, blob, hit)
-            if entry is not None:
-                out.append((key, entry))
-        return out
 
     def note_hit(self, key: str, now: float) -> None:
         """Count a hit in memory; a background task flushes the counts in one script call."""
