@@ -22,7 +22,7 @@ from agentcache.stores.leases import LeasePolicy
 
 async def main(url: str, count_file: str, calls: int, call_seconds: float, lease_ttl: float) -> None:
     async def upstream(prompt: str) -> str:
-        with open(count_file, "a") as f:
+        with open(count_file, "a") as f:  # noqa: ASYNC230 - a tiny append is the point
             fcntl.flock(f, fcntl.LOCK_EX)
             f.write(f"{os.getpid()}\n")
             f.flush()

@@ -193,11 +193,15 @@ async def test_two_caches_with_their_own_l1_share_one_call(opener: Opener) -> No
 
 async def test_without_leases_each_cache_calls(opener: Opener) -> None:
     upstream = Upstream()
-    upstream.proceed.set()
     a, b = AgentCache(opener(), lease=None), AgentCache(opener(), lease=None)
     async with a, b:
-        await asyncio.gather(a.get_or_call("prompt", upstream), b.get_or_call("prompt", upstream))
-    assert upstream.calls == 2
+        gathered = asyncio.gather(a.get_or_call("prompt", upstream), b.get_or_call("prompt", upstream))
+        deadline = time.monotonic() + 10
+        while upstream.calls < 2:  # both called while the first call is still running
+            assert time.monotonic() < deadline, "the second cache never called"
+            await asyncio.sleep(0.005)
+        upstream.proceed.set()
+        await gathered
 
 
 async def test_a_failed_call_hands_the_lease_to_exactly_one_waiter(opener: Opener) -> None:
@@ -263,7 +267,7 @@ async def test_a_waiter_calls_through_after_the_bounded_wait(opener: Opener) -> 
 
 async def test_a_cancelled_call_releases_its_lease(opener: Opener) -> None:
     upstream = Upstream()
-    cache = AgentCache(opener(), lease=FAST)
+    cache = AgentCache(opener(), lease=LeasePolicy(ttl=120))
     other = leases(opener())
     async with cache:
         task = asyncio.ensure_future(cache.get_or_call("prompt", upstream))
@@ -272,7 +276,11 @@ async def test_a_cancelled_call_releases_its_lease(opener: Opener) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert await other.claim(cache.key("prompt"), 30) is not None
+        # The flight winds down in its own task; its release lands soon, far before the 120 s ttl.
+        deadline = time.monotonic() + 10
+        while await other.claim(cache.key("prompt"), 30) is None:
+            assert time.monotonic() < deadline, "the cancelled call kept its lease"
+            await asyncio.sleep(0.01)
 
 
 async def test_refresh_and_read_only_modes_take_no_lease(opener: Opener) -> None:
