@@ -368,7 +368,6 @@ class AgentCache:
                 self._lease,
                 call=call,
                 recheck=lambda: self._read_outcome(persistent, skey, value_type, label),
-                on_error=lambda exc: self._failed(exc, label),
             )
         return await call()
 

@@ -14,8 +14,9 @@ a pool of workers, several machines on one Redis) a store that offers leases let
    waiter wins the next claim: the others keep waiting instead of all calling;
 5. nobody waits longer than ``max_wait``: past it the waiter calls through and warns.
 
-A store failure while claiming fails open: the error goes to the cache's ``on_error`` (which warns
-once per outage, counts it, or raises under ``on_store_error="raise"``) and the call goes through.
+A store failure while claiming or waiting degrades to calling through: the lease only saves calls,
+and the same outage is reported (warned once, counted, or raised under ``on_store_error="raise"``)
+by the cache's own read and write of the entry, so it is not counted twice here.
 Lease expiry is measured in wall-clock time (``time.time``) of the processes involved, or by the
 server (Redis), never by the cache's injectable clock.
 """
@@ -92,7 +93,6 @@ async def run_leased(
     *,
     call: Callable[[], Awaitable[R]],
     recheck: Callable[[], Awaitable[R | None]],
-    on_error: Callable[[BackendError], None],
 ) -> R:
     """``call()`` if we win ``key``'s lease, else wait for whoever holds it and ``recheck()``.
 
@@ -104,7 +104,7 @@ async def run_leased(
         try:
             token = await leases.claim(key, policy.ttl)
         except BackendError as exc:
-            on_error(exc)  # fail open (or raise, if the cache is strict)
+            log.debug("claiming the lease on %s failed; calling through: %s", key, exc)
             return await call()
         if token is not None:
             return await _hold(leases, key, token, policy, call, recheck)
@@ -120,7 +120,7 @@ async def run_leased(
         try:
             await leases.wait_released(key, min(delay, remaining))
         except BackendError as exc:
-            on_error(exc)
+            log.debug("waiting for the lease on %s failed; calling through: %s", key, exc)
             return await call()
         delay = min(delay * 2, policy.poll_max)
         found = await recheck()
