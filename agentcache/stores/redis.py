@@ -55,7 +55,12 @@ DEFAULT_PREFIX = "agentcache:"
 _MGET_MAX = 1_000  # keys per MGET: bounded replies, and other clients are not stalled long
 _SCAN_COUNT = 500  # keys per SCAN step and per MGET batch while scanning
 _HIT_FLUSH_DELAY = 1.0  # seconds hit bookkeeping may lag
-_ENVELOPE = b"\x01"  # format byte of an entry: 1, then a 4-byte header length, header JSON, value
+# An entry: format byte 1; created_at, expires_at (NaN: none), call_seconds as doubles; the byte
+# lengths of the meta JSON and of the material (all ones: none); then meta, material, value bytes.
+# Fixed-size numbers keep a hit free of JSON parsing unless the entry has metadata.
+_ENVELOPE = b"\x01"
+_HEAD = struct.Struct(">dddII")
+_NO_MATERIAL = 0xFFFFFFFF
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 # Adds pending hit counts to each live entry's bookkeeping string, expiring it with the entry.
@@ -467,18 +472,16 @@ def _ms(seconds: float) -> int:
 
 
 def _pack(entry: Entry) -> bytes:
-    header = json.dumps(
-        {
-            "c": entry.created_at,
-            "x": entry.expires_at,
-            "s": entry.call_seconds,
-            "m": entry.material,
-            "t": dict(entry.meta),
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    ).encode("utf-8", "surrogatepass")
-    return b"".join((_ENVELOPE, struct.pack(">I", len(header)), header, entry.value))
+    meta = json.dumps(dict(entry.meta), separators=(",", ":")).encode() if entry.meta else b""
+    material = b"" if entry.material is None else entry.material.encode("utf-8", "surrogatepass")
+    head = _HEAD.pack(
+        entry.created_at,
+        math.nan if entry.expires_at is None else entry.expires_at,
+        entry.call_seconds,
+        len(meta),
+        _NO_MATERIAL if entry.material is None else len(material),
+    )
+    return b"".join((_ENVELOPE, head, meta, material, entry.value))
 
 
 def _unpack(key: str, blob: bytes, hits: bytes | None) -> Entry | None:
@@ -486,23 +489,29 @@ def _unpack(key: str, blob: bytes, hits: bytes | None) -> Entry | None:
     try:
         if blob[:1] != _ENVELOPE:
             raise ValueError(f"unknown envelope byte {blob[:1]!r}")
-        (size,) = struct.unpack(">I", blob[1:5])
-        header = json.loads(blob[5 : 5 + size].decode("utf-8", "surrogatepass"))
+        created_at, expires_at, call_seconds, meta_len, material_len = _HEAD.unpack_from(blob, 1)
+        at = 1 + _HEAD.size
+        meta = json.loads(blob[at : at + meta_len]) if meta_len else {}
+        at += meta_len
+        material = None
+        if material_len != _NO_MATERIAL:
+            material = blob[at : at + material_len].decode("utf-8", "surrogatepass")
+            at += material_len
         count, last = 0, None
         if hits:
-            count_s, last_s = hits.decode().split(" ", 1)
+            count_s, last_s = hits.split(b" ", 1)
             count, last = int(count_s), float(last_s)
         return Entry(
-            value=blob[5 + size :],
-            created_at=float(header["c"]),
-            expires_at=None if header["x"] is None else float(header["x"]),
-            call_seconds=float(header["s"]),
-            material=header["m"],
-            meta=header["t"],
+            value=blob[at:],
+            created_at=created_at,
+            expires_at=None if math.isnan(expires_at) else expires_at,
+            call_seconds=call_seconds,
+            material=material,
+            meta=meta,
             hits=count,
             last_hit_at=last,
         )
-    except (ValueError, KeyError, TypeError, struct.error) as exc:
+    except (ValueError, TypeError, struct.error) as exc:
         log.warning("ignoring unreadable redis entry %s: %s", key, exc)
         return None
 
