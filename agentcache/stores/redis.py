@@ -203,7 +203,11 @@ class RedisStore:
         return f"{self.prefix}h:{key}"
 
     async def get_many(self, keys: Sequence[str], now: float) -> list[Entry | None]:
-        """Entries of ``keys`` (``None``: missing or expired), fetched together with concurrent calls."""
+        """Entries of ``keys`` (``None``: missing or expired), fetched together with concurrent calls.
+
+        Serving needs no bookkeeping, so ``hits``/``last_hit_at`` are left at 0/None here (one MGET
+        per batch); ``scan`` reads them.
+        """
         if not keys:
             return []
         future: asyncio.Future[dict[str, Entry]] = asyncio.get_running_loop().create_future()
@@ -238,17 +242,24 @@ class RedisStore:
         finally:
             self._read_task = None
 
-    async def _read_raw(self, keys: list[str]) -> dict[str, Entry]:
-        """One round trip: MGETs of the entries and of their hit bookkeeping."""
-        pipe = self._redis().pipeline(transaction=False)
-        for start in range(0, len(keys), _MGET_MAX):
-            chunk = keys[start : start + _MGET_MAX]
-            pipe.mget([self._ekey(k) for k in chunk])
-            pipe.mget([self._hkey(k) for k in chunk])
-        replies = await pipe.execute()
+    async def _read_raw(self, keys: list[str], *, with_hits: bool = False) -> dict[str, Entry]:
+        """The entries of ``keys``: one MGET, or one pipeline of MGETs for many keys or with hits."""
+        client = self._redis()
+        if len(keys) <= _MGET_MAX and not with_hits:
+            blobs: list[Any] = await client.mget([self._ekey(k) for k in keys])
+            hits: list[bytes | None] = [None] * len(keys)
+        else:
+            pipe = client.pipeline(transaction=False)
+            for start in range(0, len(keys), _MGET_MAX):
+                chunk = keys[start : start + _MGET_MAX]
+                pipe.mget([self._ekey(k) for k in chunk])
+                if with_hits:
+                    pipe.mget([self._hkey(k) for k in chunk])
+            replies = await pipe.execute()
+            step = 2 if with_hits else 1
+            blobs = [blob for reply in replies[0::step] for blob in reply]
+            hits = [h for reply in replies[1::2] for h in reply] if with_hits else [None] * len(keys)
         found: dict[str, Entry] = {}
-        blobs = [blob for reply in replies[0::2] for blob in reply]
-        hits = [hit for reply in replies[1::2] for hit in reply]
         for key, blob, hit in zip(keys, blobs, hits, strict=True):
             entry = None if blob is None else _unpack(key, blob, hit)
             if entry is not None:
@@ -350,10 +361,10 @@ class RedisStore:
             async for ekey in self._scan_keys(namespace):
                 batch.append(ekey[marker:])
                 if len(batch) >= _SCAN_COUNT:
-                    found.extend((await self._read_raw(batch)).items())
+                    found.extend((await self._read_raw(batch, with_hits=True)).items())
                     batch = []
             if batch:
-                found.extend((await self._read_raw(batch)).items())
+                found.extend((await self._read_raw(batch, with_hits=True)).items())
         found.sort(key=lambda kv: kv[1].created_at, reverse=True)
         for item in found:
             yield item
