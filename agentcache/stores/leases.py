@@ -51,7 +51,7 @@ class LeasePolicy:
     """A waiter calls through itself (and warns) after waiting this long for another's call."""
     poll_min: float = 0.005
     """The first re-check of a waiter; doubled on every round up to ``poll_max``."""
-    poll_max: float = 0.25
+    poll_max: float = 0.1
     """The longest pause between re-checks (notifications usually wake waiters sooner)."""
 
     def __post_init__(self) -> None:
@@ -137,7 +137,7 @@ async def _hold(
     recheck: Callable[[], Awaitable[R | None]],
 ) -> R:
     """Call while holding the lease, renewing it; always release it (value stored, failed, cancelled)."""
-    renewer = asyncio.ensure_future(_keep_renewed(leases, key, token, policy.ttl))
+    renewer = _Renewer(leases, key, token, policy.ttl)
     try:
         # The previous holder may have stored the value and released between our read and claim.
         found = await recheck()
@@ -145,9 +145,7 @@ async def _hold(
             return found
         return await call()
     finally:
-        renewer.cancel()
-        with suppress(asyncio.CancelledError):
-            await renewer
+        await renewer.stop()
         try:
             # Shielded: a cancelled caller must still hand the lease on, or waiters sit out the ttl.
             await asyncio.shield(leases.release(key, token))
@@ -155,12 +153,39 @@ async def _hold(
             log.debug("releasing the lease on %s failed (it will expire): %s", key, exc)
 
 
-async def _keep_renewed(leases: LeaseStore, key: str, token: str, ttl: float) -> None:
-    while True:
-        await asyncio.sleep(ttl / 3)
+class _Renewer:
+    """Renews a held lease every ttl/3 until stopped.
+
+    A timer, not a task, until the first renewal is due: most calls end before it, and a miss
+    should not pay for creating and cancelling a task it never needed.
+    """
+
+    __slots__ = ("_handle", "_key", "_leases", "_task", "_token", "_ttl")
+
+    def __init__(self, leases: LeaseStore, key: str, token: str, ttl: float) -> None:
+        self._leases, self._key, self._token, self._ttl = leases, key, token, ttl
+        self._task: asyncio.Task[None] | None = None
+        self._handle: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(ttl / 3, self._due)
+
+    def _due(self) -> None:
+        self._handle = None
+        self._task = asyncio.ensure_future(self._renew())
+
+    async def _renew(self) -> None:
         try:
-            if not await leases.renew(key, token, ttl):
-                log.warning("lost the lease on %s (paused past its ttl?); another may call too", key)
+            if not await self._leases.renew(self._key, self._token, self._ttl):
+                log.warning("lost the lease on %s (paused past its ttl?); another may call too", self._key)
                 return
         except BackendError as exc:
-            log.debug("renewing the lease on %s failed: %s", key, exc)
+            log.debug("renewing the lease on %s failed: %s", self._key, exc)
+        self._handle = asyncio.get_running_loop().call_later(self._ttl / 3, self._due)
+
+    async def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

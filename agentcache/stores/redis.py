@@ -38,6 +38,7 @@ try:
     import redis.asyncio as aioredis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
+    from redis.commands.core import AsyncScript
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -46,6 +47,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from ..errors import BackendError, BackendUnavailableError, ConfigurationError
 from .base import Entry
+from .batching import MicroBatcher
 
 __all__ = ["RedisStore", "from_url"]
 
@@ -86,11 +88,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# Releases a batch: KEYS are lease keys then the channel; ARGV are tokens then stored keys.
 _RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  redis.call('PUBLISH', KEYS[2], ARGV[2])
-  return 1
+local n = #KEYS - 1
+for i = 1, n do
+  if redis.call('GET', KEYS[i]) == ARGV[i] then
+    redis.call('DEL', KEYS[i])
+    redis.call('PUBLISH', KEYS[#KEYS], ARGV[n + i])
+  end
 end
 return 0
 """
@@ -142,6 +147,9 @@ class RedisStore:
         # Lease waiters of this process: key -> events to set when the key's lease is released.
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._claims: MicroBatcher[tuple[str, str, float], bool] = MicroBatcher(self._claim_batch)
+        self._releases: MicroBatcher[tuple[str, str], None] = MicroBatcher(self._release_batch)
+        self._scripts: dict[str, AsyncScript] = {}
 
     def __repr__(self) -> str:
         return f"RedisStore({self.url!r}, prefix={self.prefix!r})"
@@ -402,7 +410,8 @@ class RedisStore:
             keys += [self._ekey(key), self._hkey(key)]
             args += [str(count), repr(last)]
         with self._boundary("record hits"):
-            await self._redis().eval(_FLUSH_HITS_LUA, len(keys), *keys, *args)
+            client = self._redis()
+            await self._script(client, _FLUSH_HITS_LUA)(keys=keys, args=args)
 
     def _forget_hits(self, keys: Sequence[str]) -> None:
         for key in keys:
@@ -420,20 +429,43 @@ class RedisStore:
     async def claim(self, key: str, ttl: float) -> str | None:
         """SET NX PX: a token if this caller now holds the lease on ``key``, else ``None``."""
         token = secrets.token_hex(8)
-        with self._boundary("claim lease"):
-            won = await self._redis().set(self._lkey(key), token, nx=True, px=_ms(ttl))
+        won = await self._claims.submit((key, token, ttl))
         return token if won else None
+
+    async def _claim_batch(self, batch: list[tuple[str, str, float]]) -> list[bool]:
+        """One pipeline of SET NX PX for every claim made meanwhile."""
+        with self._boundary("claim lease"):
+            pipe = self._redis().pipeline(transaction=False)
+            for key, token, ttl in batch:
+                pipe.set(self._lkey(key), token, nx=True, px=_ms(ttl))
+            return [bool(won) for won in await pipe.execute()]
 
     async def renew(self, key: str, token: str, ttl: float) -> bool:
         """Extend our lease; False if it expired and someone else (or nobody) holds it now."""
         with self._boundary("renew lease"):
-            done = await self._redis().eval(_RENEW_LUA, 1, self._lkey(key), token, str(_ms(ttl)))
+            client = self._redis()
+            done = await self._script(client, _RENEW_LUA)(keys=[self._lkey(key)], args=[token, _ms(ttl)])
         return bool(done)
 
     async def release(self, key: str, token: str) -> None:
         """Drop our lease (if still ours) and tell waiters everywhere to look again."""
+        await self._releases.submit((key, token))
+
+    async def _release_batch(self, batch: list[tuple[str, str]]) -> list[None]:
+        """One script call releases every lease given back meanwhile, and publishes each."""
+        keys = [self._lkey(key) for key, _ in batch] + [self._channel]
+        args = [token for _, token in batch] + [key for key, _ in batch]
         with self._boundary("release lease"):
-            await self._redis().eval(_RELEASE_LUA, 2, self._lkey(key), self._channel, token, key)
+            client = self._redis()
+            await self._script(client, _RELEASE_LUA)(keys=keys, args=args)
+        return [None] * len(batch)
+
+    def _script(self, client: aioredis.Redis, source: str) -> AsyncScript:
+        """A registered script (EVALSHA, loaded again by redis-py if the server lost it)."""
+        script = self._scripts.get(source)
+        if script is None or script.registered_client is not client:
+            script = self._scripts[source] = client.register_script(source)
+        return script
 
     async def wait_released(self, key: str, timeout: float) -> None:
         """Return when ``key``'s lease is released (pub/sub) or after ``timeout`` (polling)."""

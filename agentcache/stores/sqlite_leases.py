@@ -4,18 +4,22 @@ Claims and releases are micro-batched and ride the store's group commit (``SQLit
 1,000 concurrent misses claim their keys in one statement of one transaction, not 1,000. A claim
 is an upsert that only replaces an expired row; reading the rows back in the same transaction
 tells each claimant whether its token won. There is no cross-process notification in SQLite, so
-waiters poll (``LeasePolicy``: short first, doubling); releases made by this process wake this
-process's waiters at once. Expiry is wall-clock time, shared by the processes of one machine.
+waiters poll (``LeasePolicy``: short first, doubling); a waiter's repeated claim first reads the
+row and only writes once it is gone or expired. Releases made by this process wake this process's
+waiters at once. Expiry is wall-clock time, shared by the processes of one machine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import sqlite3
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiosqlite
+
+from .batching import MicroBatcher
 
 if TYPE_CHECKING:
     from .sqlite import SQLiteStore
@@ -40,50 +44,46 @@ class SQLiteLeases:
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
         self._table_ready = False
-        # Touched only from the event loop's thread: claims waiting for the next batch.
-        self._claims: list[tuple[str, str, float, asyncio.Future[bool]]] = []
-        self._claiming: asyncio.Task[None] | None = None
+        self._claims: MicroBatcher[tuple[str, str, float], bool] = MicroBatcher(self._claim_batch, _BATCH)
+        self._releases: MicroBatcher[tuple[str, str], None] = MicroBatcher(self._release_batch, _BATCH)
+        # Keys whose claim was refused: the next attempt reads before it writes (see claim).
+        self._refused: set[str] = set()
         self._waiters: dict[str, set[asyncio.Event]] = {}
 
     async def claim(self, key: str, ttl: float) -> str | None:
         """A token if we now hold ``key``'s lease (none held, or the holder's expired), else ``None``."""
+        if key in self._refused and await self._held_elsewhere(key):
+            return None  # a waiter's poll costs a read, not a write transaction
         token = secrets.token_hex(8)
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._claims.append((key, token, ttl, future))
-        if self._claiming is None:
-            self._claiming = asyncio.ensure_future(self._drain_claims())
-        return token if await future else None
+        won = await self._claims.submit((key, token, ttl))
+        if won:
+            self._refused.discard(key)
+        else:
+            self._refused.add(key)
+        return token if won else None
 
-    async def _drain_claims(self) -> None:
+    async def _held_elsewhere(self, key: str) -> bool:
+        reader = self._store._reader
+        if reader is None:
+            return False
         try:
-            while self._claims:
-                batch, self._claims = self._claims[:_BATCH], self._claims[_BATCH:]
-                try:
-                    owners = await self._store._submit(self._claim_job(batch))
-                except BaseException as exc:
-                    for *_, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                    continue
-                for key, token, _, future in batch:
-                    if not future.done():
-                        future.set_result(owners.get(key) == token)
-        finally:
-            self._claiming = None
+            rows = await reader.execute_fetchall("SELECT expires_at FROM claims WHERE key = ?", (key,))
+        except sqlite3.Error:
+            return False  # let the write path try, and translate its error
+        return bool(rows) and next(iter(rows))[0] > time.time()
 
-    def _claim_job(self, batch: list[tuple[str, str, float, asyncio.Future[bool]]]) -> Any:
+    async def _claim_batch(self, batch: list[tuple[str, str, float]]) -> list[bool]:
         async def job(conn: aiosqlite.Connection) -> dict[str, str]:
             await self._ensure_table(conn)
             now = time.time()
-            await conn.executemany(_CLAIM, [(k, t, now + ttl, now) for k, t, ttl, _ in batch])
-            keys = list({k for k, *_ in batch})
+            await conn.executemany(_CLAIM, [(k, t, now + ttl, now) for k, t, ttl in batch])
+            keys = list({k for k, _, _ in batch})
             marks = ",".join("?" * len(keys))
             rows = await conn.execute_fetchall(f"SELECT key, token FROM claims WHERE key IN ({marks})", keys)
             return {row[0]: row[1] for row in rows}
 
-        return job
+        owners = await self._store._submit(job)
+        return [owners.get(key) == token for key, token, _ in batch]
 
     async def _ensure_table(self, conn: aiosqlite.Connection) -> None:
         # Created on first use (inside the write transaction) so that files made before leases
@@ -104,16 +104,19 @@ class SQLiteLeases:
 
     async def release(self, key: str, token: str) -> None:
         """Delete our claim (if still ours) and wake this process's waiters on ``key``."""
-
-        async def job(conn: aiosqlite.Connection) -> None:
-            await self._ensure_table(conn)
-            await conn.execute(_RELEASE, (key, token))
-
         try:
-            await self._store._submit(job)
+            await self._releases.submit((key, token))
         finally:
             for event in self._waiters.get(key, ()):
                 event.set()
+
+    async def _release_batch(self, batch: list[tuple[str, str]]) -> list[None]:
+        async def job(conn: aiosqlite.Connection) -> None:
+            await self._ensure_table(conn)
+            await conn.executemany(_RELEASE, batch)
+
+        await self._store._submit(job)
+        return [None] * len(batch)
 
     async def wait_released(self, key: str, timeout: float) -> None:
         """Sleep ``timeout`` (polling), cut short if this process releases ``key``."""
