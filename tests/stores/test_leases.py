@@ -294,3 +294,23 @@ async def test_refresh_and_read_only_modes_take_no_lease(opener: Opener) -> None
             with warnings.catch_warnings():
                 warnings.simplefilter("error")
                 assert await cache.get_or_call(mode, upstream) == {"answer": mode}
+
+
+async def test_lost_notifications_cost_latency_not_answers(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentcache.stores.redis import RedisStore
+
+    monkeypatch.setattr(RedisStore, "_ensure_listener", lambda self: None)  # no pub/sub at all
+    upstream = Upstream()
+    a = AgentCache(redis_url, lease=FAST)
+    b = AgentCache(redis_url, lease=FAST)
+    spy = ClaimSpy(b.store)
+    async with a, b:
+        first = asyncio.ensure_future(a.get_or_call("prompt", upstream))
+        await upstream.called.wait()
+        second = asyncio.ensure_future(b.get_or_call("prompt", upstream))
+        await spy.refused.wait()  # b is waiting, and no message will ever wake it
+        upstream.proceed.set()
+        assert await asyncio.gather(first, second) == [{"answer": "prompt"}] * 2
+    assert upstream.calls == 1
