@@ -4,20 +4,20 @@ Layout under the key prefix (``?prefix=``, default ``agentcache:``)::
 
     <prefix>e:<stored key>   the entry: one string (envelope + value bytes), expiring via PX
     <prefix>h:<stored key>   its hit bookkeeping, "<count> <last hit>", expiring with the entry
-    <prefix>l:<stored key>   a lease (cross-process single-flight): a token, SET NX PX
-    <prefix>released         pub/sub channel: a released lease's key (waiters wake up early)
+    <prefix>l:<stored key>   a lease (cross-process single-flight, redis_leases.py)
+    <prefix>released         pub/sub channel of released leases (redis_leases.py)
 
 Stored keys begin with their namespace, so each namespace is a prefix of its own and ``clear``
 and ``scan`` find it with ``SCAN MATCH``. Redis enforces the TTL (PX = the entry's lifetime); the
 ``now`` passed to ``get_many`` is checked against ``expires_at`` as well, so a cache driven by
 another clock sees the same expiry it would in any other store.
 
-Driver errors are translated at one boundary (``_boundary``): connection failures and timeouts
-become ``BackendUnavailableError``, anything else ``BackendError``. redis-py's pool reconnects by
-itself on the next command after an outage; we retry a failed command once (a pooled connection
-may be stale after a server restart) and never back off, so an outage costs one quick failure per
-call and the cache above fails open. The password only lives inside the redis-py client: ``url``
-and ``repr`` show it as ``***``.
+Driver errors are translated at one boundary (``_boundary``, which the leases use too): connection
+failures and timeouts become ``BackendUnavailableError``, anything else ``BackendError``.
+redis-py's pool reconnects by itself on the next command after an outage; a failed command is
+retried once (a pooled connection may be stale after a server restart) and never backs off, so an
+outage costs one quick failure per call and the cache above fails open. The password only lives
+inside the redis-py client: ``url`` and ``repr`` show it as ``***``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import re
-import secrets
 import struct
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -47,7 +46,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from ..errors import BackendError, BackendUnavailableError, ConfigurationError
 from .base import Entry
-from .batching import MicroBatcher
+from .redis_leases import RedisLeases
 
 __all__ = ["RedisStore", "from_url"]
 
@@ -81,24 +80,6 @@ for i = 1, #KEYS, 2 do
 end
 return 0
 """
-# Renew / release a lease only while it still holds our token (compare-and-set).
-_RENEW_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-# Releases a batch: KEYS are lease keys then the channel; ARGV are tokens then stored keys.
-_RELEASE_LUA = """
-local n = #KEYS - 1
-for i = 1, n do
-  if redis.call('GET', KEYS[i]) == ARGV[i] then
-    redis.call('DEL', KEYS[i])
-    redis.call('PUBLISH', KEYS[#KEYS], ARGV[n + i])
-  end
-end
-return 0
-"""
 
 
 class RedisStore:
@@ -121,7 +102,6 @@ class RedisStore:
         self.url = redact_url(url)
         self.prefix = prefix
         self._glob_prefix = _GLOB_SPECIAL.sub(r"\\\1", prefix)
-        self._channel = f"{prefix}released"
         # Who touches it: built once; redis-py keeps the password inside its connection pool.
         self._client_args: tuple[str, dict[str, Any]] = (
             url,
@@ -144,11 +124,7 @@ class RedisStore:
         # Hit bookkeeping waiting to be flushed: key -> (count, last hit).
         self._hits: dict[str, tuple[int, float]] = {}
         self._flush_task: asyncio.Task[None] | None = None
-        # Lease waiters of this process: key -> events to set when the key's lease is released.
-        self._waiters: dict[str, set[asyncio.Event]] = {}
-        self._listener: asyncio.Task[None] | None = None
-        self._claims: MicroBatcher[tuple[str, str, float], bool] = MicroBatcher(self._claim_batch)
-        self._releases: MicroBatcher[tuple[str, str], None] = MicroBatcher(self._release_batch)
+        self._leases: RedisLeases | None = None
         self._scripts: dict[str, AsyncScript] = {}
 
     def __repr__(self) -> str:
@@ -191,11 +167,8 @@ class RedisStore:
             self._flush_task = None
         with suppress(BackendError):
             await self._flush_hits()
-        if self._listener is not None:
-            self._listener.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        if self._leases is not None:
+            await self._leases.aclose()
         if self._client is not None:
             client, self._client = self._client, None
             with suppress(RedisError, OSError):
@@ -417,48 +390,13 @@ class RedisStore:
         for key in keys:
             self._hits.pop(key, None)
 
-    # -- the LeaseStore protocol (see leases.py) ---------------------------------------------
+    # -- leases (redis_leases.py) -------------------------------------------------------------
 
-    def leases(self) -> RedisStore:
-        """This store is its own LeaseStore."""
-        return self
-
-    def _lkey(self, key: str) -> str:
-        return f"{self.prefix}l:{key}"
-
-    async def claim(self, key: str, ttl: float) -> str | None:
-        """SET NX PX: a token if this caller now holds the lease on ``key``, else ``None``."""
-        token = secrets.token_hex(8)
-        won = await self._claims.submit((key, token, ttl))
-        return token if won else None
-
-    async def _claim_batch(self, batch: list[tuple[str, str, float]]) -> list[bool]:
-        """One pipeline of SET NX PX for every claim made meanwhile."""
-        with self._boundary("claim lease"):
-            pipe = self._redis().pipeline(transaction=False)
-            for key, token, ttl in batch:
-                pipe.set(self._lkey(key), token, nx=True, px=_ms(ttl))
-            return [bool(won) for won in await pipe.execute()]
-
-    async def renew(self, key: str, token: str, ttl: float) -> bool:
-        """Extend our lease; False if it expired and someone else (or nobody) holds it now."""
-        with self._boundary("renew lease"):
-            client = self._redis()
-            done = await self._script(client, _RENEW_LUA)(keys=[self._lkey(key)], args=[token, _ms(ttl)])
-        return bool(done)
-
-    async def release(self, key: str, token: str) -> None:
-        """Drop our lease (if still ours) and tell waiters everywhere to look again."""
-        await self._releases.submit((key, token))
-
-    async def _release_batch(self, batch: list[tuple[str, str]]) -> list[None]:
-        """One script call releases every lease given back meanwhile, and publishes each."""
-        keys = [self._lkey(key) for key, _ in batch] + [self._channel]
-        args = [token for _, token in batch] + [key for key, _ in batch]
-        with self._boundary("release lease"):
-            client = self._redis()
-            await self._script(client, _RELEASE_LUA)(keys=keys, args=args)
-        return [None] * len(batch)
+    def leases(self) -> RedisLeases:
+        """Cross-process (and cross-machine) leases on this store's keys."""
+        if self._leases is None:
+            self._leases = RedisLeases(self)
+        return self._leases
 
     def _script(self, client: aioredis.Redis, source: str) -> AsyncScript:
         """A registered script (EVALSHA, loaded again by redis-py if the server lost it)."""
@@ -466,52 +404,6 @@ class RedisStore:
         if script is None or script.registered_client is not client:
             script = self._scripts[source] = client.register_script(source)
         return script
-
-    async def wait_released(self, key: str, timeout: float) -> None:
-        """Return when ``key``'s lease is released (pub/sub) or after ``timeout`` (polling)."""
-        self._ensure_listener()
-        event = asyncio.Event()
-        waiters = self._waiters.setdefault(key, set())
-        waiters.add(event)
-        try:
-            with suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout)
-        finally:
-            waiters.discard(event)
-            if not waiters:
-                self._waiters.pop(key, None)
-
-    def _ensure_listener(self) -> None:
-        if self._listener is None or self._listener.done():
-            self._listener = asyncio.get_running_loop().create_task(self._listen())
-
-    async def _listen(self) -> None:
-        """Relay release notifications to this process's waiters; resubscribe after outages.
-
-        A lost message only costs latency: waiters poll with their own timeout regardless.
-        """
-        while True:
-            pubsub = self._redis().pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._channel)
-                while True:
-                    message = await pubsub.get_message(timeout=None)
-                    if message is None or message.get("type") != "message":
-                        continue
-                    data = message["data"]
-                    key = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
-                    for event in self._waiters.get(key, ()):
-                        event.set()
-            except (RedisError, OSError) as exc:
-                log.debug("lease notifications from %s interrupted: %s", self.url, exc)
-                await asyncio.sleep(0.5)
-            finally:
-                with suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-
-def _ms(seconds: float) -> int:
-    return max(1, math.ceil(seconds * 1000))
 
 
 def _pack(entry: Entry) -> bytes:

@@ -299,9 +299,9 @@ async def test_refresh_and_read_only_modes_take_no_lease(opener: Opener) -> None
 async def test_lost_notifications_cost_latency_not_answers(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agentcache.stores.redis import RedisStore
+    from agentcache.stores.redis_leases import RedisLeases
 
-    monkeypatch.setattr(RedisStore, "_ensure_listener", lambda self: None)  # no pub/sub at all
+    monkeypatch.setattr(RedisLeases, "_ensure_listener", lambda self: None)  # no pub/sub at all
     upstream = Upstream()
     a = AgentCache(redis_url, lease=FAST)
     b = AgentCache(redis_url, lease=FAST)
