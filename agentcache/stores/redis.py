@@ -83,7 +83,7 @@ return 0
 
 
 class RedisStore:
-    """A Store (and LeaseStore) over one Redis database."""
+    """A Store over one Redis database; ``leases()`` gives its LeaseStore."""
 
     def __init__(
         self,
@@ -137,7 +137,7 @@ class RedisStore:
             url, options = self._client_args
             # A blocking pool: a burst beyond max_connections waits for a connection, never fails.
             pool = aioredis.BlockingConnectionPool.from_url(url, **options)
-            self._client = aioredis.Redis(connection_pool=pool)
+            self._client = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
         return self._client
 
     @contextmanager
