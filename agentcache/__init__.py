@@ -14,6 +14,7 @@ from .errors import (
 )
 from .options import Mode
 from .stats import CacheStats
+from .stores.leases import LeasePolicy
 
 __all__ = [
     "AgentCache",
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigurationError",
     "Fetched",
     "KeyMaterialError",
+    "LeasePolicy",
     "Mode",
     "NotACacheFileError",
     "UnstorableValueError",

@@ -49,6 +49,7 @@ from .options import (
 )
 from .stats import CacheStats, StatsRecorder
 from .stores import Entry, Store, open_store, redact_url
+from .stores.leases import LeasePolicy, lease_store_of, run_leased
 from .stores.memory import DEFAULT_MAX_ENTRIES, NO_MEMO, MemoryStore
 
 __all__ = ["AgentCache", "Fetched"]
@@ -105,6 +106,7 @@ class AgentCache:
         l1_max_entries: int = DEFAULT_MAX_ENTRIES,
         store_key_material: bool = True,
         clock: Callable[[], float] = time.time,
+        lease: LeasePolicy | None = LeasePolicy(),  # noqa: B008 - frozen, shared safely
     ) -> None:
         self._namespace = validate_namespace(namespace)
         self._key_prefix = f"{namespace}:{KEY_VERSION}:"
@@ -113,6 +115,7 @@ class AgentCache:
         self._on_store_error = parse_on_store_error(on_store_error)
         self._store_key_material = store_key_material
         self._clock = clock
+        self._lease = lease  # cross-process single-flight on stores with leases; None: off
         store = open_store(resolve_url(url)) if url is None or isinstance(url, str) else url
         if not isinstance(store, Store):
             raise ConfigurationError(f"url must be a store URL or a Store, not {url!r}")
@@ -342,17 +345,60 @@ class AgentCache:
         mode = self._mode
         store = await self._usable_store(label)
         if mode is not Mode.REFRESH and store is not None:
-            entry = await self._read(store, skey, label)
-            if entry is not None:
-                value = self._decode_or_drop(skey, entry, value_type, label)
-                if value is _CORRUPT:
-                    await self._delete_stored(store, skey, label)
-                else:
-                    if self._l1 is not None:
-                        self._remember(skey, entry, value, value_type)
-                    return _Outcome(value, entry, "store")
+            found = await self._read_outcome(store, skey, value_type, label)
+            if found is not None:
+                return found
         if mode is Mode.REPLAY:
             raise CacheMissError(skey, key)
+
+        def call() -> Awaitable[_Outcome]:
+            return self._call_and_store(store, skey, key, call_fn, ttl_seconds, value_type, label, describe)
+
+        if (
+            mode is Mode.READ_WRITE
+            and store is not None
+            and self._lease is not None
+            and (leases := lease_store_of(store)) is not None
+        ):
+            # Other processes may be calling this key too: hold its lease, or wait for their value.
+            persistent = store
+            return await run_leased(
+                leases,
+                skey,
+                self._lease,
+                call=call,
+                recheck=lambda: self._read_outcome(persistent, skey, value_type, label),
+            )
+        return await call()
+
+    async def _read_outcome(
+        self, store: Store, skey: str, value_type: Any, label: str | None
+    ) -> _Outcome | None:
+        """The stored answer (put in L1 too), or ``None`` if missing, unreadable or the store failed."""
+        entry = await self._read(store, skey, label)
+        if entry is not None:
+            value = self._decode_or_drop(skey, entry, value_type, label)
+            if value is _CORRUPT:
+                await self._delete_stored(store, skey, label)
+            else:
+                if self._l1 is not None:
+                    self._remember(skey, entry, value, value_type)
+                return _Outcome(value, entry, "store")
+        return None
+
+    async def _call_and_store(
+        self,
+        store: Store | None,
+        skey: str,
+        key: object,
+        call_fn: Callable[[Any], Awaitable[Any]],
+        ttl_seconds: float | None,
+        value_type: Any,
+        label: str | None,
+        describe: Callable[[Any], Mapping[str, Any]] | None,
+    ) -> _Outcome:
+        """Call upstream, then store the answer (committed) and remember it in L1."""
+        mode = self._mode
         started = time.perf_counter()
         value = await call_fn(key)
         elapsed = time.perf_counter() - started

@@ -42,6 +42,7 @@ from ..errors import (
     NotACacheFileError,
 )
 from .base import Entry, namespace_of
+from .sqlite_leases import SQLiteLeases
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "from_url"]
 
@@ -122,10 +123,17 @@ class SQLiteStore:
         self._write_task: asyncio.Task[None] | None = None
         self._hit_counts: dict[str, list[float]] = {}  # key -> [count, last_hit_at]
         self._hit_timer: asyncio.TimerHandle | None = None
+        self._leases: SQLiteLeases | None = None
 
     def __repr__(self) -> str:
         state = "open" if self._writer is not None else "closed"
         return f"SQLiteStore({str(self.path)!r}, {state})"
+
+    def leases(self) -> SQLiteLeases:
+        """Cross-process leases on this file's keys (a ``claims`` table beside the entries)."""
+        if self._leases is None:
+            self._leases = SQLiteLeases(self)
+        return self._leases
 
     # -- lifetime ----------------------------------------------------------------------------
 

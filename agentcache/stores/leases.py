@@ -1,0 +1,191 @@
+"""Cross-process single-flight: the LeaseStore protocol and the hold-or-wait loop the cache runs on a miss.
+
+In one process ``SingleFlight`` already merges identical calls. Across processes (``pytest -n 8``,
+a pool of workers, several machines on one Redis) a store that offers leases lets them agree too:
+
+1. the flight's leader reads the store and misses;
+2. it tries to ``claim`` the key's lease. The winner re-reads the store (the value may have landed
+   between its read and its claim), calls, stores the value, then ``release``\\s the lease, which
+   also wakes waiters. While it calls, a background task ``renew``\\s the lease every ttl/3;
+3. everybody else waits (``wait_released``: a notification where the store has one, else a short
+   sleep that doubles up to ``poll_max``), re-reads the store, and tries to claim again;
+4. a holder that dies (kill -9) stops renewing, so its lease expires after ``ttl`` and exactly one
+   waiter's claim succeeds; a holder whose call raises releases at once, and again exactly one
+   waiter wins the next claim: the others keep waiting instead of all calling;
+5. nobody waits longer than ``max_wait``: past it the waiter calls through and warns.
+
+A store failure while claiming or waiting degrades to calling through: the lease only saves calls,
+and the same outage is reported (warned once, counted, or raised under ``on_store_error="raise"``)
+by the cache's own read and write of the entry, so it is not counted twice here.
+Lease expiry is measured in wall-clock time (``time.time``) of the processes involved, or by the
+server (Redis), never by the cache's injectable clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Protocol, TypeVar, runtime_checkable
+
+from ..errors import AgentCacheWarning, BackendError, ConfigurationError
+
+__all__ = ["LeasePolicy", "LeaseStore", "lease_store_of", "run_leased"]
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class LeasePolicy:
+    """How long a lease lives unrenewed, and how waiting behaves (seconds)."""
+
+    ttl: float = 15.0
+    """A dead holder's lease expires this long after its last renewal (renewed every ttl/3)."""
+    max_wait: float = 120.0
+    """A waiter calls through itself (and warns) after waiting this long for another's call."""
+    poll_min: float = 0.005
+    """The first re-check of a waiter; doubled on every round up to ``poll_max``."""
+    poll_max: float = 0.1
+    """The longest pause between re-checks (notifications usually wake waiters sooner)."""
+
+    def __post_init__(self) -> None:
+        for name in ("ttl", "max_wait", "poll_min", "poll_max"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigurationError(f"LeasePolicy.{name} must be a positive number, not {value!r}")
+        if self.poll_min > self.poll_max:
+            raise ConfigurationError("LeasePolicy.poll_min must not exceed poll_max")
+
+
+@runtime_checkable
+class LeaseStore(Protocol):
+    """A store's leases on keys. All methods may raise ``BackendError``."""
+
+    async def claim(self, key: str, ttl: float) -> str | None:
+        """Take the lease on ``key`` for ``ttl`` seconds: a token if won, ``None`` if held elsewhere."""
+
+    async def renew(self, key: str, token: str, ttl: float) -> bool:
+        """Extend a lease we hold; ``False`` if it was lost (expired, and perhaps claimed again)."""
+
+    async def release(self, key: str, token: str) -> None:
+        """Give the lease back (a no-op if it is no longer ours) and wake the key's waiters."""
+
+    async def wait_released(self, key: str, timeout: float) -> None:
+        """Return when ``key``'s lease may have been released, or after ``timeout`` at the latest."""
+
+
+def lease_store_of(store: object) -> LeaseStore | None:
+    """The store's leases (its ``leases()``), or ``None`` for stores without them (memory://)."""
+    leases = getattr(store, "leases", None)
+    return leases() if callable(leases) else None
+
+
+async def run_leased(
+    leases: LeaseStore,
+    key: str,
+    policy: LeasePolicy,
+    *,
+    call: Callable[[], Awaitable[R]],
+    recheck: Callable[[], Awaitable[R | None]],
+) -> R:
+    """``call()`` if we win ``key``'s lease, else wait for whoever holds it and ``recheck()``.
+
+    ``call`` calls upstream and stores the value; ``recheck`` reads the store (``None``: not there).
+    """
+    started = time.monotonic()
+    delay = policy.poll_min
+    while True:
+        try:
+            token = await leases.claim(key, policy.ttl)
+        except BackendError as exc:
+            log.debug("claiming the lease on %s failed; calling through: %s", key, exc)
+            return await call()
+        if token is not None:
+            return await _hold(leases, key, token, policy, call, recheck)
+        remaining = policy.max_wait - (time.monotonic() - started)
+        if remaining <= 0:
+            warnings.warn(
+                f"agentcache waited {policy.max_wait:g}s for another process's call of {key}; "
+                "calling through (raise LeasePolicy.max_wait if such calls take longer)",
+                AgentCacheWarning,
+                stacklevel=2,
+            )
+            return await call()
+        try:
+            await leases.wait_released(key, min(delay, remaining))
+        except BackendError as exc:
+            log.debug("waiting for the lease on %s failed; calling through: %s", key, exc)
+            return await call()
+        delay = min(delay * 2, policy.poll_max)
+        found = await recheck()
+        if found is not None:
+            return found
+
+
+async def _hold(
+    leases: LeaseStore,
+    key: str,
+    token: str,
+    policy: LeasePolicy,
+    call: Callable[[], Awaitable[R]],
+    recheck: Callable[[], Awaitable[R | None]],
+) -> R:
+    """Call while holding the lease, renewing it; always release it (value stored, failed, cancelled)."""
+    renewer = _Renewer(leases, key, token, policy.ttl)
+    try:
+        # The previous holder may have stored the value and released between our read and claim.
+        found = await recheck()
+        if found is not None:
+            return found
+        return await call()
+    finally:
+        await renewer.stop()
+        try:
+            # Shielded: a cancelled caller must still hand the lease on, or waiters sit out the ttl.
+            await asyncio.shield(leases.release(key, token))
+        except BackendError as exc:
+            log.debug("releasing the lease on %s failed (it will expire): %s", key, exc)
+
+
+class _Renewer:
+    """Renews a held lease every ttl/3 until stopped.
+
+    A timer, not a task, until the first renewal is due: most calls end before it, and a miss
+    should not pay for creating and cancelling a task it never needed.
+    """
+
+    __slots__ = ("_handle", "_key", "_leases", "_task", "_token", "_ttl")
+
+    def __init__(self, leases: LeaseStore, key: str, token: str, ttl: float) -> None:
+        self._leases, self._key, self._token, self._ttl = leases, key, token, ttl
+        self._task: asyncio.Task[None] | None = None
+        self._handle: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(ttl / 3, self._due)
+
+    def _due(self) -> None:
+        self._handle = None
+        self._task = asyncio.ensure_future(self._renew())
+
+    async def _renew(self) -> None:
+        try:
+            if not await self._leases.renew(self._key, self._token, self._ttl):
+                log.warning("lost the lease on %s (paused past its ttl?); another may call too", self._key)
+                return
+        except BackendError as exc:
+            log.debug("renewing the lease on %s failed: %s", self._key, exc)
+        self._handle = asyncio.get_running_loop().call_later(self._ttl / 3, self._due)
+
+    async def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -1,0 +1,133 @@
+"""Leases for ``sqlite://`` stores: a ``claims`` table in the cache file, written with the entries.
+
+Claims and releases are micro-batched and ride the store's group commit (``SQLiteStore._submit``):
+1,000 concurrent misses claim their keys in one statement of one transaction, not 1,000. A claim
+is an upsert that only replaces an expired row; reading the rows back in the same transaction
+tells each claimant whether its token won. There is no cross-process notification in SQLite, so
+waiters poll (``LeasePolicy``: short first, doubling); a waiter's repeated claim first reads the
+row and only writes once it is gone or expired. Releases made by this process wake this process's
+waiters at once. Expiry is wall-clock time, shared by the processes of one machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sqlite3
+import time
+from typing import TYPE_CHECKING
+
+import aiosqlite
+
+from .batching import MicroBatcher
+
+if TYPE_CHECKING:
+    from .sqlite import SQLiteStore
+
+__all__ = ["SQLiteLeases"]
+
+_BATCH = 400  # keys per statement: well under SQLite's bound-parameter limit
+_CREATE = (
+    "CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, token TEXT NOT NULL, expires_at REAL NOT NULL)"
+)
+_CLAIM = (
+    "INSERT INTO claims (key, token, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE "
+    "SET token = excluded.token, expires_at = excluded.expires_at WHERE claims.expires_at <= ?"
+)
+_RELEASE = "DELETE FROM claims WHERE key = ? AND token = ?"
+_RENEW = "UPDATE claims SET expires_at = ? WHERE key = ? AND token = ?"
+
+
+class SQLiteLeases:
+    """The LeaseStore of one SQLiteStore (get it with ``store.leases()``)."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self._table_ready = False
+        self._claims: MicroBatcher[tuple[str, str, float], bool] = MicroBatcher(self._claim_batch, _BATCH)
+        self._releases: MicroBatcher[tuple[str, str], None] = MicroBatcher(self._release_batch, _BATCH)
+        # Keys whose claim was refused: the next attempt reads before it writes (see claim).
+        self._refused: set[str] = set()
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+
+    async def claim(self, key: str, ttl: float) -> str | None:
+        """A token if we now hold ``key``'s lease (none held, or the holder's expired), else ``None``."""
+        if key in self._refused and await self._held_elsewhere(key):
+            return None  # a waiter's poll costs a read, not a write transaction
+        token = secrets.token_hex(8)
+        won = await self._claims.submit((key, token, ttl))
+        if won:
+            self._refused.discard(key)
+        else:
+            self._refused.add(key)
+        return token if won else None
+
+    async def _held_elsewhere(self, key: str) -> bool:
+        reader = self._store._reader
+        if reader is None:
+            return False
+        try:
+            rows = await reader.execute_fetchall("SELECT expires_at FROM claims WHERE key = ?", (key,))
+        except sqlite3.Error:
+            return False  # let the write path try, and translate its error
+        return bool(rows) and next(iter(rows))[0] > time.time()
+
+    async def _claim_batch(self, batch: list[tuple[str, str, float]]) -> list[bool]:
+        async def job(conn: aiosqlite.Connection) -> dict[str, str]:
+            await self._ensure_table(conn)
+            now = time.time()
+            await conn.executemany(_CLAIM, [(k, t, now + ttl, now) for k, t, ttl in batch])
+            keys = list({k for k, _, _ in batch})
+            marks = ",".join("?" * len(keys))
+            rows = await conn.execute_fetchall(f"SELECT key, token FROM claims WHERE key IN ({marks})", keys)
+            return {row[0]: row[1] for row in rows}
+
+        owners = await self._store._submit(job)
+        return [owners.get(key) == token for key, token, _ in batch]
+
+    async def _ensure_table(self, conn: aiosqlite.Connection) -> None:
+        # Created on first use (inside the write transaction) so that files made before leases
+        # existed gain the table too; the schema version of the entries is unaffected.
+        if not self._table_ready:
+            await conn.execute(_CREATE)
+            self._table_ready = True
+
+    async def renew(self, key: str, token: str, ttl: float) -> bool:
+        """Push our lease's expiry to now + ``ttl``; ``False`` if the lease is no longer ours."""
+
+        async def job(conn: aiosqlite.Connection) -> int:
+            await self._ensure_table(conn)
+            cursor = await conn.execute(_RENEW, (time.time() + ttl, key, token))
+            return cursor.rowcount
+
+        return bool(await self._store._submit(job))
+
+    async def release(self, key: str, token: str) -> None:
+        """Delete our claim (if still ours) and wake this process's waiters on ``key``."""
+        try:
+            await self._releases.submit((key, token))
+        finally:
+            for event in self._waiters.get(key, ()):
+                event.set()
+
+    async def _release_batch(self, batch: list[tuple[str, str]]) -> list[None]:
+        async def job(conn: aiosqlite.Connection) -> None:
+            await self._ensure_table(conn)
+            await conn.executemany(_RELEASE, batch)
+
+        await self._store._submit(job)
+        return [None] * len(batch)
+
+    async def wait_released(self, key: str, timeout: float) -> None:
+        """Sleep ``timeout`` (polling), cut short if this process releases ``key``."""
+        event = asyncio.Event()
+        waiters = self._waiters.setdefault(key, set())
+        waiters.add(event)
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            waiters.discard(event)
+            if not waiters:
+                del self._waiters[key]

@@ -1,0 +1,59 @@
+"""MicroBatcher: what concurrent submitters share, and what each gets back."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from agentcache.stores.batching import MicroBatcher
+
+
+async def test_concurrent_submissions_share_a_batch_and_get_their_own_result() -> None:
+    batches: list[list[int]] = []
+
+    async def run(items: list[int]) -> list[int]:
+        batches.append(items)
+        return [i * 10 for i in items]
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(run)
+    assert await asyncio.gather(*(batcher.submit(i) for i in range(5))) == [0, 10, 20, 30, 40]
+    assert batches == [[0, 1, 2, 3, 4]]
+
+
+async def test_submissions_during_a_batch_form_the_next_one() -> None:
+    gate, in_flight = asyncio.Event(), asyncio.Event()
+    batches: list[list[str]] = []
+
+    async def run(items: list[str]) -> list[str]:
+        batches.append(items)
+        if len(batches) == 1:
+            in_flight.set()
+            await gate.wait()
+        return items
+
+    batcher: MicroBatcher[str, str] = MicroBatcher(run)
+    first = asyncio.ensure_future(batcher.submit("a"))
+    await in_flight.wait()
+    later = [asyncio.ensure_future(batcher.submit(x)) for x in "bc"]
+    gate.set()
+    assert await asyncio.gather(first, *later) == ["a", "b", "c"]
+    assert batches == [["a"], ["b", "c"]]
+
+
+async def test_a_failing_batch_fails_each_submitter_and_the_next_batch_still_runs() -> None:
+    async def run(items: list[int]) -> list[int]:
+        if 0 in items:
+            raise ZeroDivisionError("boom")
+        return items
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(run, max_batch=2)
+    results = await asyncio.gather(*(batcher.submit(i) for i in range(4)), return_exceptions=True)
+    assert [type(r) if isinstance(r, BaseException) else r for r in results] == [
+        ZeroDivisionError,
+        ZeroDivisionError,
+        2,
+        3,
+    ]
+    with pytest.raises(ZeroDivisionError):
+        await batcher.submit(0)
