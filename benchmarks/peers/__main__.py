@@ -1,0 +1,66 @@
+"""``python -m benchmarks.peers [--quick] [--out DIR]``: run every row, write the report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+from ..machine import describe
+from . import report
+from .rows import Config, Runner
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+async def run(config: Config, out: Path, scratch: Path) -> list[Path]:
+    """Every row, in one process and one event loop, then the report."""
+    started = time.perf_counter()
+    runner = Runner(config, scratch)
+    print("memory hits...", file=sys.stderr)
+    rows = [await runner.memory_hits()]
+    print("persistent stores...", file=sys.stderr)
+    rows += await runner.persistent()
+    print("identical calls...", file=sys.stderr)
+    rows.append(await runner.identical_calls())
+    follower = await runner.follower_cost(callers=10 * config.concurrency)
+    print("cold open and size...", file=sys.stderr)
+    rows += await runner.cold_open_and_size()
+    elapsed = time.perf_counter() - started
+    header = [
+        *describe(),
+        "",
+        f"Workload: {config.keys:,} keys, ~2 KB prompts sharing a 1.7 KB system prompt, ~1 KB "
+        f"answers; medians of {config.repeats} repeats, spread = best–worst repeat. "
+        f"Sequential rows read {config.sequential:,} / write {config.writes:,} entries per repeat; "
+        f"concurrent rows run {config.concurrency:,} tasks at once. Whole run: {elapsed:.0f} s "
+        "(`make bench-peers`).",
+    ]
+    return report.write(out, rows, follower, header)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run, print where the results went."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.peers", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a tiny run that tests the harness")
+    parser.add_argument("--repeats", type=int, help="repeats per measurement (default 5)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the report")
+    args = parser.parse_args(argv)
+    config = Config.quick() if args.quick else Config()
+    if args.repeats:
+        config = Config(**{**config.__dict__, "repeats": args.repeats})
+    # The peers' deprecation chatter (LangChain, mostly) is not a result.
+    warnings.simplefilter("ignore")
+    with tempfile.TemporaryDirectory(prefix="agentcache-peers-") as scratch:
+        written = asyncio.run(run(config, args.out, Path(scratch)))
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
