@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-__all__ = ["Sample", "arepeat", "percentile"]
+__all__ = ["Sample", "arepeat", "interleaved", "percentile"]
 
 
 @dataclass(frozen=True)
@@ -54,3 +54,14 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 def now() -> float:
     """The clock every benchmark uses."""
     return time.perf_counter()
+
+
+async def interleaved(repeats: int, jobs: dict[str, Callable[[], Awaitable[float]]]) -> dict[str, Sample]:
+    """Run every job once per round, ``repeats`` rounds: load that drifts during the run (a shared
+    machine) then weighs on every contender alike instead of on whoever ran during the burst."""
+    values: dict[str, list[float]] = {name: [] for name in jobs}
+    for _ in range(repeats):
+        for name, once in jobs.items():
+            gc.collect()
+            values[name].append(await once())
+    return {name: Sample(tuple(found)) for name, found in values.items()}

@@ -22,10 +22,8 @@ __all__ = [
 ]
 
 SEED = 20261127
-_SYLLABLES = (
-    "ka ri to me na so lu vi pe da mo ze ti ra no ke su ba li go fa ne "
-    "ha ju co we ya pi re ma de lo sa mi tu ga ve bo ni xe"
-).split()
+_SYLLABLE_TEXT = "karitomenasoluvipedamozetiranokesubaligofanehajucoweyapiremadelosamitugavebonixe"
+_SYLLABLES = tuple(_SYLLABLE_TEXT[i : i + 2] for i in range(0, len(_SYLLABLE_TEXT), 2))
 
 
 @lru_cache(maxsize=1)

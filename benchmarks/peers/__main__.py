@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..machine import describe
 from . import report
+from .coldopen import cold_open_and_size
 from .rows import Config, Runner
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -29,7 +30,7 @@ async def run(config: Config, out: Path, scratch: Path) -> list[Path]:
     rows.append(await runner.identical_calls())
     follower = await runner.follower_cost(callers=10 * config.concurrency)
     print("cold open and size...", file=sys.stderr)
-    rows += await runner.cold_open_and_size()
+    rows += await cold_open_and_size(runner)
     elapsed = time.perf_counter() - started
     header = [
         *describe(),
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         config = Config(**{**config.__dict__, "repeats": args.repeats})
     # The peers' deprecation chatter (LangChain, mostly) is not a result.
     warnings.simplefilter("ignore")
+    warnings.showwarning = lambda *args, **kwargs: None  # LangChain re-enables its own at import
     with tempfile.TemporaryDirectory(prefix="agentcache-peers-") as scratch:
         written = asyncio.run(run(config, args.out, Path(scratch)))
     for path in written:

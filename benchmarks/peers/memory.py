@@ -140,14 +140,12 @@ LLM_STRING = "model=gpt-4o temperature=0"
 """LangChain keys entries by (prompt, llm_string); one fixed model configuration here."""
 
 MEMORY_CONTENDERS: tuple[MemoryContender, ...] = (
-    MemoryContender(
-        "dict + sha256 per op", (), _dict_sha256, "the floor for a hashed key", baseline=True
-    ),
+    MemoryContender("dict + sha256 per op", (), _dict_sha256, "the floor for a hashed key", baseline=True),
     MemoryContender("dict, prompt as key", (), _dict_prehashed, "str hash cached by Python"),
     MemoryContender(
         "agentcache memory:// (get_or_call)",
         ("agentcache.cache",),
-        _agentcache(lambda _root: "memory://"),
+        _agentcache(lambda _root: "memory://?max_entries=1000000"),
         agentcache=True,
     ),
     MemoryContender(
@@ -163,9 +161,7 @@ MEMORY_CONTENDERS: tuple[MemoryContender, ...] = (
         _aiocache(5.0),
         "every op wrapped in wait_for",
     ),
-    MemoryContender(
-        "aiocache SimpleMemoryCache (timeout=None)", ("aiocache",), _aiocache(None)
-    ),
+    MemoryContender("aiocache SimpleMemoryCache (timeout=None)", ("aiocache",), _aiocache(None)),
     MemoryContender("cashews mem://", ("cashews",), _cashews_mem),
     MemoryContender(
         "LangChain InMemoryCache.alookup",

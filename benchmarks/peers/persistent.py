@@ -34,6 +34,7 @@ class Persistent:
     baseline: ClassVar[bool] = False
     note: ClassVar[str] = ""
     write_note: ClassVar[str] = ""
+    hot_rows: ClassVar[bool] = True  # False: only in the cold-open and size rows
     cold_open: ClassVar[str | None] = None
 
     def __init__(self, root: Path) -> None:
@@ -93,10 +94,14 @@ async def main():
 asyncio.run(main())
 """
 
+    store_key_material: ClassVar[bool] = True
+
     async def open(self) -> None:
         from agentcache import AgentCache
 
-        self.cache = AgentCache(f"sqlite:///{self.root / 'cache.db'}")
+        self.cache = AgentCache(
+            f"sqlite:///{self.root / 'cache.db'}", store_key_material=self.store_key_material
+        )
         await self.cache.__aenter__()
 
     async def close(self) -> None:
@@ -112,6 +117,13 @@ asyncio.run(main())
         for start in range(0, len(pairs), 1000):  # concurrent sets share a transaction
             chunk = pairs[start : start + 1000]
             await asyncio.gather(*(self.cache.set(p, v) for p, v in chunk))
+
+
+class AgentCacheSQLiteNoMaterial(AgentCacheSQLite):
+    name = "agentcache sqlite://, store_key_material=False"
+    note = "prompts not kept for inspection"
+    hot_rows = False
+    store_key_material = False
 
 
 async def _unexpected_miss(prompt: str) -> str:
@@ -167,9 +179,7 @@ asyncio.run(main())
         await self.db.close()
 
     async def get(self, prompt: str) -> Any:
-        rows = await self.db.execute_fetchall(
-            "SELECT value FROM kv WHERE key = ?", (hashed_key(prompt),)
-        )
+        rows = await self.db.execute_fetchall("SELECT value FROM kv WHERE key = ?", (hashed_key(prompt),))
         return rows[0][0] if rows else None
 
     async def set(self, prompt: str, value: str) -> None:
@@ -269,13 +279,13 @@ class LangChainSQLite(Persistent):
     requires = ("langchain_community", "langchain_core", "sqlalchemy")
     note = "whole prompt as key"
     write_note = "default journal: fsync per write"
-    cold_open = """
-import sys
-from langchain_community.cache import SQLiteCache
-prompt = open(sys.argv[2]).read()
-cache = SQLiteCache(f"{sys.argv[1]}/langchain.db")
-assert cache.lookup(prompt, %r) is not None
-""" % LLM_STRING
+    cold_open = (
+        "import sys\n"
+        "from langchain_community.cache import SQLiteCache\n"
+        "prompt = open(sys.argv[2]).read()\n"
+        "cache = SQLiteCache(sys.argv[1] + '/langchain.db')\n"
+        f"assert cache.lookup(prompt, {LLM_STRING!r}) is not None\n"
+    )
 
     async def open(self) -> None:
         from langchain_community.cache import SQLiteCache
@@ -303,8 +313,7 @@ assert cache.lookup(prompt, %r) is not None
         conn = sqlite3.connect(self.root / "langchain.db")
         with conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO full_llm_cache (prompt, llm, idx, response) "
-                "VALUES (?, ?, 0, ?)",
+                "INSERT OR REPLACE INTO full_llm_cache (prompt, llm, idx, response) VALUES (?, ?, 0, ?)",
                 [(p, LLM_STRING, dumps(Generation(text=v))) for p, v in pairs],
             )
         conn.close()
@@ -314,6 +323,7 @@ PERSISTENT_CONTENDERS: tuple[type[Persistent], ...] = (
     DictBaseline,
     Aiosqlite,
     AgentCacheSQLite,
+    AgentCacheSQLiteNoMaterial,
     SyncSQLite,
     DiskcacheSync,
     DiskcacheThread,

@@ -79,42 +79,52 @@ def targets(rows: Sequence[Row], follower: dict[str, Any] | None) -> list[tuple[
     l1 = median("memory_hits", "agentcache sqlite, L1 hit (get_or_call)")
     floor = median("memory_hits", "dict + sha256 per op")
     if l1 is not None and floor is not None:
-        out.append(("L1 hit via get_or_call within 1.5× of dict + sha256", f"{l1 / floor:.2f}×", l1 / floor <= 1.5))
+        out.append(
+            ("L1 hit via get_or_call within 1.5× of dict + sha256", f"{l1 / floor:.2f}×", l1 / floor <= 1.5)
+        )
     conc = median("hits_conc", "agentcache sqlite://")
     one = median("hits_seq", "aiosqlite, one query per op")
     if conc is not None and one is not None:
-        out.append((
-            "1,000 concurrent cold-L1 SQLite hits ≥ 10× the throughput of one aiosqlite query per hit",
-            f"{one / conc:.1f}×",
-            one / conc >= 10,
-        ))
+        out.append(
+            (
+                "1,000 concurrent cold-L1 SQLite hits ≥ 10× the throughput of one aiosqlite query per hit",
+                f"{one / conc:.1f}×",
+                one / conc >= 10,
+            )
+        )
     misses = median("writes_conc", "agentcache get_or_call misses (instant call)")
     batched = median("writes_conc", "aiosqlite executemany, 100 per commit")
     if misses is not None and batched is not None:
-        out.append((
-            "1,000 concurrent misses ≥ the throughput of batched executemany",
-            f"{batched / misses:.2f}× ({_fmt(misses)} vs {_fmt(batched)} µs/entry)",
-            misses <= batched,
-        ))
+        out.append(
+            (
+                "1,000 concurrent misses ≥ the throughput of batched executemany",
+                f"{batched / misses:.2f}× ({_fmt(misses)} vs {_fmt(batched)} µs/entry)",
+                misses <= batched,
+            )
+        )
     if follower is not None:
         calls = follower["upstream_calls"]
         added = sorted(follower["us_per_follower"])[len(follower["us_per_follower"]) // 2]
-        out.append((
-            f"{follower['callers']:,} concurrent identical calls: exactly 1 upstream call",
-            _calls(calls),
-            set(calls) == {1},
-        ))
+        out.append(
+            (
+                f"{follower['callers']:,} concurrent identical calls: exactly 1 upstream call",
+                _calls(calls),
+                set(calls) == {1},
+            )
+        )
         out.append(("… and under 5 µs added per follower", f"{added:.2f} µs", added < 5))
     size = next((r for r in rows if r.key == "size"), None)
     if size is not None:
         mine = next((r for r in size.results if r.agentcache and r.values), None)
         if mine is not None:
             ratio = size.ratio(mine)
-            out.append((
-                "store size well under the raw payload",
-                "—" if ratio is None else f"{ratio:.2f}× the raw payload",
-                None if ratio is None else ratio < 1,
-            ))
+            out.append(
+                (
+                    "store size well under the raw payload",
+                    "—" if ratio is None else f"{ratio:.2f}× the raw payload",
+                    None if ratio is None else ratio < 1,
+                )
+            )
     return out
 
 
@@ -127,15 +137,19 @@ def markdown(rows: Sequence[Row], follower: dict[str, Any] | None, header: Seque
         for target, measured, met in found:
             lines.append(f"| {target} | {measured} | {'—' if met is None else 'yes' if met else '**no**'} |")
         lines.append("")
-    lines += ["## Rows", "", "Ratios are against the row's baseline, measured in the same run; "
-              "**bold** rows are agentcache.", ""]
+    lines += [
+        "## Rows",
+        "",
+        "Ratios are against the row's baseline, measured in the same run; **bold** rows are agentcache.",
+        "",
+    ]
     for row in rows:
         lines += _table(row)
     return "\n".join(lines)
 
 
 def chart(rows: Sequence[Row], path: Path, title: str) -> None:
-    """One horizontal-bar panel per row, medians with min–max whiskers, log scale."""
+    """One horizontal-bar panel per row: medians, best-to-worst whiskers, log scale."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,8 +162,8 @@ def chart(rows: Sequence[Row], path: Path, title: str) -> None:
         measured = [r for r in row.results if r.sample is not None]
         names = [_label(r, row) for r in measured]
         medians = [r.sample.median for r in measured if r.sample]
-        lows = [m - r.sample.low for m, r in zip(medians, measured) if r.sample]
-        highs = [r.sample.high - m for m, r in zip(medians, measured) if r.sample]
+        lows = [m - r.sample.low for m, r in zip(medians, measured, strict=True) if r.sample]
+        highs = [r.sample.high - m for m, r in zip(medians, measured, strict=True) if r.sample]
         colors = ["#d62728" if r.agentcache else "#7f7f7f" if r.baseline else "#1f77b4" for r in measured]
         y = range(len(measured))
         bars = ax.barh(list(y), medians, xerr=[lows, highs], color=colors, capsize=3)
@@ -190,7 +204,9 @@ def _label(result: Result, row: Row) -> str:
     return name if ratio is None or result.baseline else f"{name}  ({ratio:.1f}×)"
 
 
-def write(out: Path, rows: Sequence[Row], follower: dict[str, Any] | None, header: Sequence[str]) -> list[Path]:
+def write(
+    out: Path, rows: Sequence[Row], follower: dict[str, Any] | None, header: Sequence[str]
+) -> list[Path]:
     """Write peers.md, peers.json and (when matplotlib is installed) peers.png into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "peers.md", out / "peers.json"]

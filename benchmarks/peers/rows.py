@@ -1,33 +1,33 @@
-"""Measure each row of the comparison: the loops, the repeats and the correctness checks.
+"""Measure the hot rows of the comparison: in-memory hits, persistent hits and writes, flights.
 
-Every timed loop is preceded by a check that it measures what it claims (a hit returns the stored
-answer; a write can be read back after a reopen), so a broken adapter fails loudly instead of
-reporting a fast miss.
+Contenders take turns within each round (``interleaved``), so load that drifts during the run
+weighs on all of them alike. Every timed loop is checked for doing what it claims (a hit returns
+the stored answer; a write is read back after a reopen), so a broken adapter fails loudly instead
+of reporting a fast miss.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shutil
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .. import workload
-from ..measure import Sample, arepeat
+from ..measure import Sample, interleaved
 from .available import missing
 from .flights import FLIGHT_CONTENDERS, UPSTREAM_SECONDS, Upstream
 from .memory import MEMORY_CONTENDERS
 from .persistent import PERSISTENT_CONTENDERS, Persistent
 from .results import Result, Row
 
-__all__ = ["Config", "Runner"]
+__all__ = ["Config", "Runner", "log", "slug"]
+
+Pairs = Sequence[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -47,15 +47,18 @@ class Config:
         return cls(keys=300, repeats=2, concurrency=50, sequential=100, writes=50, cold_entries=500)
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
+    """A folder name for a contender."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def _skipped(name: str, absent: list[str], **flags: Any) -> Result:
+def skipped(name: str, absent: list[str], **flags: Any) -> Result:
+    """The result of a contender whose packages are not installed."""
     return Result(name, error=f"not installed: {', '.join(absent)}", **flags)
 
 
-def _log(message: str) -> None:
+def log(message: str) -> None:
+    """Progress, on stderr."""
     print(message, file=sys.stderr, flush=True)
 
 
@@ -65,11 +68,12 @@ class Runner:
     def __init__(self, config: Config, scratch: Path) -> None:
         self.config = config
         self.scratch = scratch
-        _log(f"building the workload ({config.keys} keys)...")
+        log(f"building the workload ({config.keys:,} keys)...")
         self.pairs = list(workload.items(0, config.keys))
         self._fresh = config.keys  # next unused workload index, for writes and flights
 
-    def _new_pairs(self, count: int) -> list[tuple[str, str]]:
+    def new_pairs(self, count: int) -> list[tuple[str, str]]:
+        """Workload entries no store has seen yet."""
         start, self._fresh = self._fresh, self._fresh + count
         return list(workload.items(start, start + count))
 
@@ -80,16 +84,17 @@ class Runner:
         row = Row("memory_hits", "Hits, in memory (sequential)", "µs/op")
         prompts = [p for p, _v in self.pairs]
         expected = self.pairs[-1][1]
+        jobs: dict[str, Callable[[], Awaitable[float]]] = {}
+        closers = []
         for contender in MEMORY_CONTENDERS:
-            flags = {"agentcache": contender.agentcache, "baseline": contender.baseline}
             absent = missing(contender.requires)
             if absent:
-                row.results.append(_skipped(contender.name, absent, **flags))
                 continue
-            _log(f"  memory hits: {contender.name}")
-            root = self.scratch / "memory" / _slug(contender.name)
+            log(f"  memory: filling {contender.name}")
+            root = self.scratch / "memory" / slug(contender.name)
             root.mkdir(parents=True, exist_ok=True)
             get, close = await contender.build(self.pairs, root)
+            closers.append(close)
             if await get(prompts[-1]) != expected:
                 raise AssertionError(f"{contender.name}: a hit returned the wrong answer")
 
@@ -99,9 +104,18 @@ class Runner:
                     await get(prompt)
                 return (time.perf_counter() - start) / len(prompts) * 1e6
 
-            sample = await arepeat(self.config.repeats, once)
+            jobs[contender.name] = once
+        log("  memory: measuring")
+        samples = await interleaved(self.config.repeats, jobs)
+        for close in closers:
             await close()
-            row.results.append(Result.of(contender.name, sample, note=contender.note, **flags))
+        for contender in MEMORY_CONTENDERS:
+            flags = {"agentcache": contender.agentcache, "baseline": contender.baseline}
+            if contender.name in samples:
+                result = Result.of(contender.name, samples[contender.name], note=contender.note, **flags)
+            else:
+                result = skipped(contender.name, missing(contender.requires), **flags)
+            row.results.append(result)
         return row
 
     # -- persistent hits and writes ---------------------------------------------------------
@@ -111,203 +125,131 @@ class Runner:
         cfg = self.config
         rows = [
             Row("hits_seq", "Hits, persistent, sequential (store reopened)", "µs/op"),
-            Row("hits_conc", f"Hits, persistent, {cfg.concurrency} concurrent", "µs/op"),
+            Row("hits_conc", f"Hits, persistent, {cfg.concurrency:,} concurrent", "µs/op"),
             Row("writes_seq", "Writes, durable, sequential", "µs/entry"),
-            Row("writes_conc", f"Writes, durable, {cfg.concurrency} concurrent", "µs/entry"),
+            Row("writes_conc", f"Writes, durable, {cfg.concurrency:,} concurrent", "µs/entry"),
         ]
-        seq_pairs = self.pairs[: cfg.sequential]
-        conc_pairs = self.pairs[-cfg.concurrency :]
-        write_batches = [
-            (self._new_pairs(cfg.writes), self._new_pairs(cfg.concurrency))
-            for _ in range(cfg.repeats)
-        ]
-        for cls in PERSISTENT_CONTENDERS:
-            flags = {
-                "agentcache": cls.agentcache,
-                "baseline": cls.baseline,
-                "blocks_loop": cls.blocks_loop,
-                "note": cls.note,
-            }
-            absent = missing(cls.requires)
-            if absent:
-                for row in rows:
-                    row.results.append(_skipped(cls.name, absent, **flags))
+        contenders = [cls for cls in PERSISTENT_CONTENDERS if cls.hot_rows]
+        stores: dict[str, Persistent] = {}
+        for cls in contenders:
+            if missing(cls.requires):
                 continue
-            _log(f"  persistent: {cls.name}")
-            store = cls(self.scratch / "persistent" / _slug(cls.name))
+            log(f"  persistent: filling {cls.name}")
+            store = cls(self.scratch / "persistent" / slug(cls.name))
             await store.open()
             await store.fill(self.pairs)
             await store.close()
-            samples = await self._persistent_rows(store, seq_pairs, conc_pairs, write_batches)
-            for row, sample in zip(rows, samples, strict=True):
-                note = cls.note
+            stores[cls.name] = store
+        seq_pairs = self.pairs[: cfg.sequential]
+        conc_pairs = self.pairs[-cfg.concurrency :]
+        rounds = [(self.new_pairs(cfg.writes), self.new_pairs(cfg.concurrency)) for _ in range(cfg.repeats)]
+        used: dict[tuple[str, int], int] = {}
+
+        def next_batch(name: str, which: int) -> Pairs:
+            turn = used.get((name, which), 0)
+            used[name, which] = turn + 1
+            return rounds[turn][which]  # every store gets the same new entries in a round
+
+        measures: list[Callable[[Persistent], Callable[[], Awaitable[float]]]] = [
+            lambda s: lambda: _reads(s, seq_pairs, concurrent=False),
+            lambda s: lambda: _reads(s, conc_pairs, concurrent=True),
+            lambda s: lambda: _writes(s, next_batch(s.name, 0), concurrent=False),
+            lambda s: lambda: _writes(s, next_batch(s.name, 1), concurrent=True),
+        ]
+        for row, measure in zip(rows, measures, strict=True):
+            log(f"  persistent: measuring {row.title}")
+            jobs = {name: measure(store) for name, store in stores.items()}
+            samples = await interleaved(cfg.repeats, jobs)
+            for cls in contenders:
+                flags: dict[str, Any] = {
+                    "agentcache": cls.agentcache,
+                    "baseline": cls.baseline,
+                    "blocks_loop": cls.blocks_loop,
+                    "note": cls.note,
+                }
                 if row.key.startswith("writes") and cls.write_note:
-                    note = f"{note}; {cls.write_note}".lstrip("; ")
-                row.results.append(Result.of(cls.name, sample, **{**flags, "note": note}))
-        rows[3].results.extend(await self._batched_references(write_batches))
+                    flags["note"] = f"{cls.note}; {cls.write_note}".lstrip("; ")
+                if cls.name in samples:
+                    row.results.append(Result.of(cls.name, samples[cls.name], **flags))
+                else:
+                    row.results.append(skipped(cls.name, missing(cls.requires), **flags))
+        rows[3].results.extend(await self._write_references())
         return rows
 
-    async def _persistent_rows(
-        self,
-        store: Persistent,
-        seq_pairs: Sequence[tuple[str, str]],
-        conc_pairs: Sequence[tuple[str, str]],
-        write_batches: Sequence[tuple[list[tuple[str, str]], list[tuple[str, str]]]],
-    ) -> list[Sample]:
-        async def reads(pairs: Sequence[tuple[str, str]], concurrent: bool) -> float:
-            await store.open()
-            try:
-                start = time.perf_counter()
-                if concurrent:
-                    got = await asyncio.gather(*(store.get(p) for p, _v in pairs))
-                else:
-                    got = [await store.get(p) for p, _v in pairs]
-                elapsed = time.perf_counter() - start
-            finally:
-                await store.close()
-            if got[0] != pairs[0][1] or got[-1] != pairs[-1][1]:
-                raise AssertionError(f"{store.name}: a persistent hit returned the wrong answer")
-            return elapsed / len(pairs) * 1e6
-
-        async def writes(which: int, concurrent: bool) -> float:
-            pairs = write_batches[counter[which]][which]
-            counter[which] += 1
-            await store.open()
-            try:
-                start = time.perf_counter()
-                if concurrent:
-                    await asyncio.gather(*(store.set(p, v) for p, v in pairs))
-                else:
-                    for p, v in pairs:
-                        await store.set(p, v)
-                elapsed = time.perf_counter() - start
-            finally:
-                await store.close()
-            await store.open()  # durable: readable after a reopen
-            try:
-                if await store.get(pairs[-1][0]) != pairs[-1][1]:
-                    raise AssertionError(f"{store.name}: a written entry was not read back")
-            finally:
-                await store.close()
-            return elapsed / len(pairs) * 1e6
-
-        counter = [0, 0]
-        repeats = self.config.repeats
-        return [
-            await arepeat(repeats, lambda: reads(seq_pairs, concurrent=False)),
-            await arepeat(repeats, lambda: reads(conc_pairs, concurrent=True)),
-            await arepeat(repeats, lambda: writes(0, concurrent=False)),
-            await arepeat(repeats, lambda: writes(1, concurrent=True)),
-        ]
-
-    async def _batched_references(
-        self, write_batches: Sequence[tuple[list[tuple[str, str]], list[tuple[str, str]]]]
-    ) -> list[Result]:
+    async def _write_references(self) -> list[Result]:
         """What the DESIGN targets compare concurrent writes with: batched executemany, misses."""
-        out: list[Result] = []
+        jobs: dict[str, Callable[[], Awaitable[float]]] = {}
+        n = self.config.concurrency
         if not missing(("aiosqlite",)):
-            import aiosqlite
-
             path = self.scratch / "persistent" / "executemany.db"
-            batches = iter([b for _seq, b in write_batches])
-
-            async def executemany() -> float:
-                pairs = next(batches)
-                async with aiosqlite.connect(path) as db:
-                    await db.execute("PRAGMA journal_mode=WAL")
-                    await db.execute("PRAGMA synchronous=NORMAL")
-                    await db.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value)")
-                    start = time.perf_counter()
-                    for i in range(0, len(pairs), 100):
-                        await db.executemany(
-                            "INSERT OR REPLACE INTO kv VALUES (?, ?)",
-                            [(workload.hashed_key(p), v) for p, v in pairs[i : i + 100]],
-                        )
-                        await db.commit()
-                    return (time.perf_counter() - start) / len(pairs) * 1e6
-
-            sample = await arepeat(self.config.repeats, executemany)
-            out.append(Result.of("aiosqlite executemany, 100 per commit", sample, note="reference"))
+            jobs["aiosqlite executemany, 100 per commit"] = lambda: _executemany(path, self.new_pairs(n))
         if not missing(("agentcache.cache",)):
-            from agentcache import AgentCache
-
             root = self.scratch / "persistent" / "agentcache-misses"
             root.mkdir(parents=True, exist_ok=True)
-
-            async def misses() -> float:
-                pairs = self._new_pairs(self.config.concurrency)
-                answers = dict(pairs)
-
-                async def instant(prompt: str) -> str:
-                    return answers[prompt]
-
-                async with AgentCache(f"sqlite:///{root / 'cache.db'}") as cache:
-                    start = time.perf_counter()
-                    await asyncio.gather(*(cache.get_or_call(p, instant) for p, _v in pairs))
-                    elapsed = time.perf_counter() - start
-                async with AgentCache(f"sqlite:///{root / 'cache.db'}") as cache:
-                    if await cache.get(pairs[-1][0]) != pairs[-1][1]:
-                        raise AssertionError("agentcache: a missed answer was not stored")
-                return elapsed / len(pairs) * 1e6
-
-            sample = await arepeat(self.config.repeats, misses)
-            out.append(
-                Result.of(
-                    "agentcache get_or_call misses (instant call)",
-                    sample,
-                    agentcache=True,
-                    note="the miss path: flight + store",
-                )
-            )
-        return out
+            jobs["agentcache get_or_call misses (instant call)"] = lambda: _misses(root, self.new_pairs(n))
+        samples = await interleaved(self.config.repeats, jobs)
+        notes = {
+            "aiosqlite executemany, 100 per commit": "reference for the DESIGN target",
+            "agentcache get_or_call misses (instant call)": "the miss path: flight, encode, store",
+        }
+        return [
+            Result.of(name, sample, agentcache=name.startswith("agentcache"), note=notes[name])
+            for name, sample in samples.items()
+        ]
 
     # -- concurrent identical calls ---------------------------------------------------------
 
     async def identical_calls(self) -> Row:
         """``concurrency`` tasks ask for one new prompt at once; count the upstream calls."""
         n = self.config.concurrency
-        row = Row(
-            "identical",
-            f"{n} concurrent identical calls (upstream sleeps {UPSTREAM_SECONDS * 1000:.0f} ms)",
-            "ms wall",
-        )
+        title = f"{n:,} concurrent identical calls (upstream sleeps {UPSTREAM_SECONDS * 1000:.0f} ms)"
+        row = Row("identical", title, "ms wall")
+        calls: dict[str, list[int]] = {}
+        errors: dict[str, str] = {}
+        jobs: dict[str, Callable[[], Awaitable[float]]] = {}
         for contender in FLIGHT_CONTENDERS:
-            flags = {"agentcache": contender.agentcache, "baseline": contender.baseline}
-            absent = missing(contender.requires)
-            if absent:
-                row.results.append(_skipped(contender.name, absent, **flags))
+            if missing(contender.requires):
                 continue
-            _log(f"  identical calls: {contender.name}")
-            calls: list[int] = []
-            error: list[str] = []
-            root = self.scratch / "flights" / _slug(contender.name)
+            root = self.scratch / "flights" / slug(contender.name)
+            root.mkdir(parents=True, exist_ok=True)
+            calls[contender.name] = []
 
             async def once(contender: Any = contender, root: Path = root) -> float:
                 upstream = Upstream()
-                prompt = self._new_pairs(1)[0][0]
-                call, close = await contender.build(upstream, root / str(len(calls)))
+                prompt = self.new_pairs(1)[0][0]
+                mine = calls[contender.name]
+                call, close = await contender.build(upstream, root / str(len(mine)))
                 start = time.perf_counter()
                 outcome = await asyncio.gather(*(call(prompt) for _ in range(n)), return_exceptions=True)
                 elapsed = time.perf_counter() - start
                 await close()
-                failures = [o for o in outcome if isinstance(o, BaseException)]
-                if failures:
-                    error.append(f"{type(failures[0]).__name__}: {failures[0]}")
-                calls.append(upstream.calls)
+                failed = [o for o in outcome if isinstance(o, BaseException)]
+                if failed:
+                    errors[contender.name] = f"fails: {type(failed[0]).__name__}: {failed[0]}"[:120]
+                mine.append(upstream.calls)
                 return elapsed * 1000
 
-            (root).mkdir(parents=True, exist_ok=True)
-            sample = await arepeat(self.config.repeats, once)
+            jobs[contender.name] = once
+        log("  identical calls: measuring")
+        samples = await interleaved(self.config.repeats, jobs)
+        for contender in FLIGHT_CONTENDERS:
+            flags = {"agentcache": contender.agentcache, "baseline": contender.baseline}
+            if contender.name not in samples:
+                row.results.append(skipped(contender.name, missing(contender.requires), **flags))
+                continue
             result = Result.of(
-                contender.name, sample, note=contender.note, extra={"upstream_calls": calls}, **flags
+                contender.name,
+                samples[contender.name],
+                note=contender.note,
+                extra={"upstream_calls": calls[contender.name]},
+                **flags,
             )
-            if error:  # a contender that cannot do the job has no time to report
-                result.error = error[0][:120]
-                result.values = []
+            if contender.name in errors:  # a contender that cannot do the job has no time
+                result.error, result.values = errors[contender.name], []
             row.results.append(result)
         return row
 
-    async def follower_cost(self, callers: int = 10_000) -> dict[str, Any] | None:
+    async def follower_cost(self, callers: int) -> dict[str, Any] | None:
         """DESIGN target: µs added per follower when ``callers`` share one agentcache call."""
         if missing(("agentcache.cache",)):
             return None
@@ -315,7 +257,7 @@ class Runner:
 
         async def wall(count: int) -> tuple[float, int]:
             upstream = Upstream()
-            prompt = self._new_pairs(1)[0][0]
+            prompt = self.new_pairs(1)[0][0]
             async with AgentCache("memory://") as cache:
                 start = time.perf_counter()
                 await asyncio.gather(*(cache.get_or_call(prompt, upstream) for _ in range(count)))
@@ -329,81 +271,76 @@ class Runner:
             seconds, upstream_calls = await wall(callers)
             crowd.append(seconds)
             calls.append(upstream_calls)
-        added = Sample(tuple((c - a) / (callers - 1) * 1e6 for a, c in zip(alone, crowd)))
+        added = Sample(tuple((c - a) / (callers - 1) * 1e6 for a, c in zip(alone, crowd, strict=True)))
         return {"callers": callers, "upstream_calls": calls, "us_per_follower": list(added.values)}
 
-    # -- cold open and size -----------------------------------------------------------------
 
-    async def cold_open_and_size(self) -> list[Row]:
-        """Fill a ``cold_entries`` store per library; time fresh processes that open it and read."""
-        cfg = self.config
-        opened = Row("cold_open", f"Cold open of a {cfg.cold_entries:,}-entry store", "ms")
-        opened.explain = "A fresh process starts, imports the library, opens the store, reads one entry, exits"
-        size = Row("size", f"Store size on disk, {cfg.cold_entries:,} entries", "bytes/entry")
-        _log(f"building {cfg.cold_entries:,} entries for the cold-open stores...")
-        pairs = self.pairs + list(workload.items(len(self.pairs), cfg.cold_entries))
-        pairs = pairs[: cfg.cold_entries]
-        raw = sum(len(v.encode()) + 64 for _p, v in pairs) / len(pairs)
-        size.results.append(
-            Result("raw payload (answer + sha256 hex key)", [raw], baseline=True, note="baseline")
-        )
-        probe = self.scratch / "probe.txt"
-        probe.write_text(pairs[len(pairs) // 2][0])
-
-        def bare() -> float:
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "pass"], check=True)
-            return (time.perf_counter() - start) * 1000
-
-        opened.results.append(
-            Result.of(
-                "bare interpreter (python -c pass)",
-                await arepeat(cfg.repeats, _sync(bare)),
-                baseline=True,
-                note="baseline",
-            )
-        )
-        for cls in PERSISTENT_CONTENDERS:
-            if cls.cold_open is None:
-                continue
-            flags = {"agentcache": cls.agentcache}
-            absent = missing(cls.requires)
-            if absent:
-                opened.results.append(_skipped(cls.name, absent, **flags))
-                size.results.append(_skipped(cls.name, absent, **flags))
-                continue
-            _log(f"  cold open: {cls.name}")
-            root = self.scratch / "cold" / _slug(cls.name)
-            shutil.rmtree(root, ignore_errors=True)
-            store = cls(root)
-            await store.open()
-            await store.fill(pairs)
-            await store.close()
-            code = cls.cold_open
-
-            def run(code: str = code, root: Path = root) -> float:
-                start = time.perf_counter()
-                subprocess.run(
-                    [sys.executable, "-W", "ignore", "-c", code, str(root), str(probe)], check=True
-                )
-                return (time.perf_counter() - start) * 1000
-
-            opened.results.append(Result.of(cls.name, await arepeat(cfg.repeats, _sync(run)), **flags))
-            total = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
-            size.results.append(
-                Result(cls.name, [total / len(pairs)], extra={"total_bytes": total}, **flags)
-            )
-            shutil.rmtree(root, ignore_errors=True)  # ~150 MB each; keep the scratch small
-        return [opened, size]
+async def _reads(store: Persistent, pairs: Pairs, concurrent: bool) -> float:
+    await store.open()
+    try:
+        start = time.perf_counter()
+        if concurrent:
+            got = await asyncio.gather(*(store.get(p) for p, _v in pairs))
+        else:
+            got = [await store.get(p) for p, _v in pairs]
+        elapsed = time.perf_counter() - start
+    finally:
+        await store.close()
+    if got[0] != pairs[0][1] or got[-1] != pairs[-1][1]:
+        raise AssertionError(f"{store.name}: a persistent hit returned the wrong answer")
+    return elapsed / len(pairs) * 1e6
 
 
-def _sync(fn: Callable[[], float]) -> Callable[[], Any]:
-    async def run() -> float:
-        return fn()
+async def _writes(store: Persistent, pairs: Pairs, concurrent: bool) -> float:
+    await store.open()
+    try:
+        start = time.perf_counter()
+        if concurrent:
+            await asyncio.gather(*(store.set(p, v) for p, v in pairs))
+        else:
+            for p, v in pairs:
+                await store.set(p, v)
+        elapsed = time.perf_counter() - start
+    finally:
+        await store.close()
+    await store.open()  # durable: readable after a reopen
+    try:
+        if await store.get(pairs[-1][0]) != pairs[-1][1]:
+            raise AssertionError(f"{store.name}: a written entry was not read back")
+    finally:
+        await store.close()
+    return elapsed / len(pairs) * 1e6
 
-    return run
+
+async def _executemany(path: Path, pairs: Pairs) -> float:
+    import aiosqlite
+
+    async with aiosqlite.connect(path) as db:
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value)")
+        start = time.perf_counter()
+        for i in range(0, len(pairs), 100):
+            rows = [(workload.hashed_key(p), v) for p, v in pairs[i : i + 100]]
+            await db.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?)", rows)
+            await db.commit()
+        return (time.perf_counter() - start) / len(pairs) * 1e6
 
 
-def python_version() -> str:
-    """The interpreter, for the report."""
-    return sys.version.split()[0] + (" (PYTHONHASHSEED set)" if os.environ.get("PYTHONHASHSEED") else "")
+async def _misses(root: Path, pairs: Pairs) -> float:
+    from agentcache import AgentCache
+
+    answers = dict(pairs)
+
+    async def instant(prompt: str) -> str:
+        return answers[prompt]
+
+    url = f"sqlite:///{root / 'cache.db'}"
+    async with AgentCache(url) as cache:
+        start = time.perf_counter()
+        await asyncio.gather(*(cache.get_or_call(p, instant) for p, _v in pairs))
+        elapsed = time.perf_counter() - start
+    async with AgentCache(url) as cache:
+        if await cache.get(pairs[-1][0]) != pairs[-1][1]:
+            raise AssertionError("agentcache: a missed answer was not stored")
+    return elapsed / len(pairs) * 1e6
