@@ -44,7 +44,7 @@ def _text(rng: random.Random, length: int) -> str:
     words, weights = _vocabulary()
     parts: list[str] = []
     size = 0
-    while size < length:
+    while size <= length:  # the joined text is size - 1 long
         sentence = " ".join(rng.choices(words, weights, k=rng.randint(6, 16))).capitalize() + "."
         parts.append(sentence)
         size += len(sentence) + 1

@@ -20,7 +20,7 @@ from typing import Any
 from .. import workload
 from ..measure import Sample, interleaved
 from .available import missing
-from .flights import FLIGHT_CONTENDERS, UPSTREAM_SECONDS, Upstream
+from .flights import FLIGHT_CONTENDERS, UPSTREAM_SECONDS, FlightContender, Upstream
 from .memory import MEMORY_CONTENDERS
 from .persistent import PERSISTENT_CONTENDERS, Persistent
 from .results import Result, Row
@@ -199,7 +199,7 @@ class Runner:
 
     # -- concurrent identical calls ---------------------------------------------------------
 
-    async def identical_calls(self) -> Row:
+    async def identical_calls(self, contenders: Sequence[FlightContender] = FLIGHT_CONTENDERS) -> Row:
         """``concurrency`` tasks ask for one new prompt at once; count the upstream calls."""
         n = self.config.concurrency
         title = f"{n:,} concurrent identical calls (upstream sleeps {UPSTREAM_SECONDS * 1000:.0f} ms)"
@@ -207,7 +207,7 @@ class Runner:
         calls: dict[str, list[int]] = {}
         errors: dict[str, str] = {}
         jobs: dict[str, Callable[[], Awaitable[float]]] = {}
-        for contender in FLIGHT_CONTENDERS:
+        for contender in contenders:
             if missing(contender.requires):
                 continue
             root = self.scratch / "flights" / slug(contender.name)
@@ -232,7 +232,7 @@ class Runner:
             jobs[contender.name] = once
         log("  identical calls: measuring")
         samples = await interleaved(self.config.repeats, jobs)
-        for contender in FLIGHT_CONTENDERS:
+        for contender in contenders:
             flags = {"agentcache": contender.agentcache, "baseline": contender.baseline}
             if contender.name not in samples:
                 row.results.append(skipped(contender.name, missing(contender.requires), **flags))
