@@ -13,7 +13,7 @@ from pathlib import Path
 from ..machine import describe
 from . import report
 from .coldopen import cold_open_and_size
-from .rows import Config, Runner
+from .rows import Config, Runner, log
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -22,14 +22,14 @@ async def run(config: Config, out: Path, scratch: Path) -> list[Path]:
     """Every row, in one process and one event loop, then the report."""
     started = time.perf_counter()
     runner = Runner(config, scratch)
-    print("memory hits...", file=sys.stderr)
+    log("memory hits...")
     rows = [await runner.memory_hits()]
-    print("persistent stores...", file=sys.stderr)
+    log("persistent stores...")
     rows += await runner.persistent()
-    print("identical calls...", file=sys.stderr)
+    log("identical calls...")
     rows.append(await runner.identical_calls())
     follower = await runner.follower_cost(callers=10 * config.concurrency)
-    print("cold open and size...", file=sys.stderr)
+    log("cold open and size...")
     rows += await cold_open_and_size(runner)
     elapsed = time.perf_counter() - started
     header = [

@@ -57,9 +57,12 @@ def skipped(name: str, absent: list[str], **flags: Any) -> Result:
     return Result(name, error=f"not installed: {', '.join(absent)}", **flags)
 
 
+_STARTED = time.perf_counter()
+
+
 def log(message: str) -> None:
-    """Progress, on stderr."""
-    print(message, file=sys.stderr, flush=True)
+    """Progress, on stderr, with the seconds since the run started."""
+    print(f"[{time.perf_counter() - _STARTED:5.0f} s] {message}", file=sys.stderr, flush=True)
 
 
 class Runner:
