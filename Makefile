@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EXTRAS := dev
 
-.PHONY: demo test lint types unit test-slow bench bench-peers clean
+.PHONY: demo test lint types unit test-slow bench bench-peers bench-scale clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench: $(VENV)/.installed
 bench-peers: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[dev,peers]"
 	$(PY) -m benchmarks.peers
+
+# SCALE_ARGS=--max-entries=1000000 adds the 1M point (several minutes more on 2 cores).
+bench-scale: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[dev,peers]"
+	$(PY) -m benchmarks.scale $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) .agentcache .mypy_cache .ruff_cache .pytest_cache

@@ -136,3 +136,20 @@ def test_report_tables_mark_agentcache_blocking_and_missing_peers(tmp_path: Path
     assert Row.from_json(data["rows"][0]).results[1].values == [2.5, 2.6]
     if (tmp_path / "peers.png") in written:  # matplotlib comes with the peers extra only
         assert (tmp_path / "peers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_scale_probe_keeps_the_l1_within_its_bound_and_hits_use_the_key_index(
+    tmp_path: Path,
+) -> None:
+    from benchmarks.scale.probe import fill, measure_point, query_plans
+
+    path = tmp_path / "scale.db"
+    await fill(path, 0, 300)
+    point = await measure_point(path, 300, fresh=10_000, samples=20, repeats=1, l1_bound=100)
+    assert point.l1_entries == 100  # 200 distinct keys went through an L1 of 100
+    assert point.extra["entries_after_writes"] == 300 + 200 + 1_000
+    assert point.hit_p50 <= point.hit_p99
+    assert point.bytes_per_entry > 0
+    plans = dict(query_plans(path))
+    assert "USING INDEX" in plans["hit (get_many)"]
+    assert "USING INDEX" in plans["hit bookkeeping (note_hit flush)"]

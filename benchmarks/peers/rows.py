@@ -9,6 +9,7 @@ of reporting a fast miss.
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import sys
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import workload
-from ..measure import Sample, interleaved
+from ..measure import interleaved
 from .available import missing
 from .flights import FLIGHT_CONTENDERS, UPSTREAM_SECONDS, FlightContender, Upstream
 from .memory import MEMORY_CONTENDERS
@@ -253,29 +254,51 @@ class Runner:
         return row
 
     async def follower_cost(self, callers: int) -> dict[str, Any] | None:
-        """DESIGN target: µs added per follower when ``callers`` share one agentcache call."""
+        """DESIGN target: what agentcache adds per follower when ``callers`` share one call.
+
+        Each caller is a task (what ``gather`` makes), so the floor is ``callers`` tasks awaiting
+        one shared future: measured in the same round and subtracted.
+        """
         if missing(("agentcache.cache",)):
             return None
         from agentcache import AgentCache
 
-        async def wall(count: int) -> tuple[float, int]:
+        async def crowd() -> tuple[float, int]:
             upstream = Upstream()
             prompt = self.new_pairs(1)[0][0]
             async with AgentCache("memory://") as cache:
                 start = time.perf_counter()
-                await asyncio.gather(*(cache.get_or_call(prompt, upstream) for _ in range(count)))
+                await asyncio.gather(*(cache.get_or_call(prompt, upstream) for _ in range(callers)))
                 return time.perf_counter() - start, upstream.calls
 
-        alone: list[float] = []
-        crowd: list[float] = []
+        async def floor() -> float:
+            shared = asyncio.get_running_loop().create_future()
+
+            async def wait() -> Any:
+                return await shared
+
+            asyncio.get_running_loop().call_later(UPSTREAM_SECONDS, shared.set_result, "answer")
+            start = time.perf_counter()
+            await asyncio.gather(*(wait() for _ in range(callers)))
+            return time.perf_counter() - start
+
+        added: list[float] = []
+        raw: list[float] = []
         calls: list[int] = []
         for _ in range(self.config.repeats):
-            alone.append((await wall(1))[0])
-            seconds, upstream_calls = await wall(callers)
-            crowd.append(seconds)
+            gc.collect()
+            base = await floor()
+            gc.collect()
+            seconds, upstream_calls = await crowd()
             calls.append(upstream_calls)
-        added = Sample(tuple((c - a) / (callers - 1) * 1e6 for a, c in zip(alone, crowd, strict=True)))
-        return {"callers": callers, "upstream_calls": calls, "us_per_follower": list(added.values)}
+            raw.append((seconds - UPSTREAM_SECONDS) / callers * 1e6)
+            added.append((seconds - base) / callers * 1e6)
+        return {
+            "callers": callers,
+            "upstream_calls": calls,
+            "us_per_follower": added,
+            "us_per_follower_raw": raw,
+        }
 
 
 async def _reads(store: Persistent, pairs: Pairs, concurrent: bool) -> float:

@@ -95,12 +95,14 @@ async def fill(path: Path, start: int, stop: int, namespace: str = "default") ->
         await store.aclose()
 
 
-async def measure_point(path: Path, entries: int, fresh: int, samples: int, repeats: int) -> Point:
+async def measure_point(
+    path: Path, entries: int, fresh: int, samples: int, repeats: int, l1_bound: int = L1_BOUND
+) -> Point:
     """Everything at one size; ``fresh`` is the first workload index not yet in the store."""
     url = f"sqlite:///{path}"
     point = Point(entries)
     rng = random.Random(entries)
-    indices = rng.sample(range(entries), min(entries, 2 * L1_BOUND))
+    indices = rng.sample(range(entries), min(entries, 2 * l1_bound))
     probe_prompts = [workload.prompt(i) for i in indices]
 
     # Hit latency: a fresh cache (empty L1), keys spread over the whole store, one at a time.
@@ -113,7 +115,7 @@ async def measure_point(path: Path, entries: int, fresh: int, samples: int, repe
     rss_before = rss_mib()
     for _ in range(repeats):
         start = time.perf_counter()
-        cache = AgentCache(url, l1_max_entries=L1_BOUND)
+        cache = AgentCache(url, l1_max_entries=l1_bound)
         await cache.get(probe_prompts[0])
         opens.append((time.perf_counter() - start) * 1000)
         async with cache:
@@ -127,7 +129,7 @@ async def measure_point(path: Path, entries: int, fresh: int, samples: int, repe
     point.open_ms = sorted(opens)[len(opens) // 2]
 
     # Memory: one cache touches 2 x the L1 bound of distinct keys; the L1 must stay bounded.
-    async with AgentCache(url, l1_max_entries=L1_BOUND) as cache:
+    async with AgentCache(url, l1_max_entries=l1_bound) as cache:
         throughput = []
         for lo in range(0, len(probe_prompts), 1_000):
             chunk = probe_prompts[lo : lo + 1_000]
@@ -181,9 +183,11 @@ async def measure_point(path: Path, entries: int, fresh: int, samples: int, repe
     colds = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run(  # noqa: ASYNC221 - timing the child; nothing else runs meanwhile
-            [sys.executable, "-c", _COLD_OPEN, str(path), str(probe)], check=True
+        done = subprocess.run(  # noqa: ASYNC221 - timing the child; nothing else runs meanwhile
+            [sys.executable, "-c", _COLD_OPEN, str(path), str(probe)], capture_output=True, text=True
         )
+        if done.returncode != 0:
+            raise RuntimeError(f"the cold-open process failed:\n{done.stderr}")
         colds.append((time.perf_counter() - start) * 1000)
     point.cold_process_ms = sorted(colds)[len(colds) // 2]
     return point
