@@ -153,3 +153,14 @@ async def test_scale_probe_keeps_the_l1_within_its_bound_and_hits_use_the_key_in
     plans = dict(query_plans(path))
     assert "USING INDEX" in plans["hit (get_many)"]
     assert "USING INDEX" in plans["hit bookkeeping (note_hit flush)"]
+
+
+def test_summary_compares_with_library_peers_that_do_the_job() -> None:
+    hits, flights = _rows()
+    hits.results.append(Result("hand-written dict", [0.1, 0.1], reference=True))
+    flights.results.append(Result("racy peer", [40.0, 41.0], extra={"upstream_calls": [9, 9]}))
+    flights.results.append(Result("merging peer", [60.0, 61.0], extra={"upstream_calls": [1, 1]}))
+    lines = report.summary([hits, flights])
+    assert "| 1.05 (0.5×)<br>diskcache, on the loop | 0.10 (0.0×)<br>hand-written dict |" in lines[2]
+    assert "merging peer" in lines[3]
+    assert "racy peer" not in lines[3]  # calling upstream 9 times is not the same job

@@ -69,6 +69,7 @@ async def cold_open_and_size(runner: Runner) -> list[Row]:
                 cls.name,
                 [total / len(pairs)],
                 agentcache=cls.agentcache,
+                reference=cls.reference,
                 note=f"{total / 2**20:,.0f} MiB in all",
                 extra={"total_bytes": total},
             )
@@ -89,7 +90,9 @@ async def cold_open_and_size(runner: Runner) -> list[Row]:
     )
     for cls in contenders:
         if cls.name in samples:
-            opened.results.append(Result.of(cls.name, samples[cls.name], agentcache=cls.agentcache))
+            opened.results.append(
+                Result.of(cls.name, samples[cls.name], agentcache=cls.agentcache, reference=cls.reference)
+            )
         else:
             absent = missing(cls.requires)
             opened.results.append(skipped(cls.name, absent, agentcache=cls.agentcache))

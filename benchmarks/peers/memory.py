@@ -31,6 +31,7 @@ class MemoryContender:
     note: str = ""
     agentcache: bool = False
     baseline: bool = False
+    reference: bool = False
 
 
 async def _nothing() -> None:
@@ -141,7 +142,7 @@ LLM_STRING = "model=gpt-4o temperature=0"
 
 MEMORY_CONTENDERS: tuple[MemoryContender, ...] = (
     MemoryContender("dict + sha256 per op", (), _dict_sha256, "the floor for a hashed key", baseline=True),
-    MemoryContender("dict, prompt as key", (), _dict_prehashed, "str hash cached by Python"),
+    MemoryContender("dict, prompt as key", (), _dict_prehashed, "str hash cached by Python", reference=True),
     MemoryContender(
         "agentcache memory:// (get_or_call)",
         ("agentcache.cache",),

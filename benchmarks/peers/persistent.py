@@ -32,6 +32,7 @@ class Persistent:
     blocks_loop: ClassVar[bool] = False
     agentcache: ClassVar[bool] = False
     baseline: ClassVar[bool] = False
+    reference: ClassVar[bool] = False  # hand-written, not a library
     note: ClassVar[str] = ""
     write_note: ClassVar[str] = ""
     hot_rows: ClassVar[bool] = True  # False: only in the cold-open and size rows
@@ -156,6 +157,7 @@ class _SQLiteBase(Persistent):
 class Aiosqlite(_SQLiteBase):
     name = "aiosqlite, one query per op"
     requires = ("aiosqlite",)
+    reference = True
     note = "hand-written, WAL"
     write_note = "autocommit per write"
     cold_open = """
@@ -193,6 +195,7 @@ asyncio.run(main())
 class SyncSQLite(_SQLiteBase):
     name = "stdlib sqlite3, on the loop"
     blocks_loop = True
+    reference = True
 
     async def open(self) -> None:
         self.conn = self._connect_sync()

@@ -135,6 +135,42 @@ def targets(rows: Sequence[Row], follower: dict[str, Any] | None) -> list[tuple[
     return out
 
 
+def summary(rows: Sequence[Row]) -> list[str]:
+    """One line per row: the baseline, agentcache's best entry, the best peer (and a blocking one)."""
+    lines = [
+        "| row | baseline | agentcache | best library peer, event loop free | best library peer "
+        "that blocks the loop | best hand-written reference |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def cell(result: Result | None, row: Row) -> str:
+        if result is None or result.sample is None:
+            return "—"
+        ratio = row.ratio(result)
+        times = "" if ratio is None or result.baseline else f" ({ratio:.1f}×)"
+        calls = result.extra.get("upstream_calls")
+        calls_text = f", {_calls(calls)} upstream" if calls else ""
+        return f"{_fmt(result.sample.median)}{times}{calls_text}<br>{result.name}"
+
+    def best(candidates: list[Result]) -> Result | None:
+        measured = [r for r in candidates if r.sample is not None]
+        if row.key == "identical":  # a peer that calls upstream 1,000 times does not do the job
+            measured = [r for r in measured if set(r.extra.get("upstream_calls", [])) == {1}]
+        return min(measured, key=lambda r: r.sample.median if r.sample else math.inf, default=None)
+
+    for row in rows:
+        others = [r for r in row.results if not r.agentcache and not r.baseline]
+        peers = [r for r in others if not r.reference]
+        lines.append(
+            f"| {row.title} ({row.unit}) | {cell(row.baseline(), row)} | "
+            f"{cell(best([r for r in row.results if r.agentcache]), row)} | "
+            f"{cell(best([r for r in peers if not r.blocks_loop]), row)} | "
+            f"{cell(best([r for r in peers if r.blocks_loop]), row)} | "
+            f"{cell(best([r for r in others if r.reference]), row)} |"
+        )
+    return lines
+
+
 def markdown(rows: Sequence[Row], follower: dict[str, Any] | None, header: Sequence[str]) -> str:
     """The whole report as markdown."""
     lines = ["# agentcache vs peers", "", *header, ""]

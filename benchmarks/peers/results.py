@@ -20,6 +20,7 @@ class Result:
     agentcache: bool = False
     baseline: bool = False
     blocks_loop: bool = False
+    reference: bool = False  # hand-written code, not a library a user would install
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -114,7 +114,11 @@ class Runner:
         for close in closers:
             await close()
         for contender in MEMORY_CONTENDERS:
-            flags = {"agentcache": contender.agentcache, "baseline": contender.baseline}
+            flags = {
+                "agentcache": contender.agentcache,
+                "baseline": contender.baseline,
+                "reference": contender.reference,
+            }
             if contender.name in samples:
                 result = Result.of(contender.name, samples[contender.name], note=contender.note, **flags)
             else:
@@ -169,6 +173,7 @@ class Runner:
                     "agentcache": cls.agentcache,
                     "baseline": cls.baseline,
                     "blocks_loop": cls.blocks_loop,
+                    "reference": cls.reference,
                     "note": cls.note,
                 }
                 if row.key.startswith("writes") and cls.write_note:
@@ -197,7 +202,13 @@ class Runner:
             "agentcache get_or_call misses (instant call)": "the miss path: flight, encode, store",
         }
         return [
-            Result.of(name, sample, agentcache=name.startswith("agentcache"), note=notes[name])
+            Result.of(
+                name,
+                sample,
+                agentcache=name.startswith("agentcache"),
+                reference=not name.startswith("agentcache"),
+                note=notes[name],
+            )
             for name, sample in samples.items()
         ]
 
