@@ -7,7 +7,9 @@ import importlib.metadata
 import os
 import platform
 import sqlite3
+import subprocess
 import sys
+from pathlib import Path
 
 __all__ = ["describe", "versions"]
 
@@ -56,6 +58,21 @@ def _memory() -> str:
         return "RAM unknown"
 
 
+def _commit() -> str:
+    """The git commit the benchmark ran on, when run from a checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return done.stdout.strip()
+
+
 def describe() -> list[str]:
     """Markdown lines: when, where, with what."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -64,5 +81,5 @@ def describe() -> list[str]:
         f"{platform.system()} {platform.release()}; Python {sys.version.split()[0]}, "
         f"SQLite {sqlite3.sqlite_version}, default asyncio event loop.",
         "",
-        f"Versions: {versions()}.",
+        f"Versions: {versions()}; agentcache at commit {_commit()}.",
     ]

@@ -207,7 +207,7 @@ def chart(rows: Sequence[Row], path: Path, title: str) -> None:
         medians = [r.sample.median for r in measured if r.sample]
         lows = [m - r.sample.low for m, r in zip(medians, measured, strict=True) if r.sample]
         highs = [r.sample.high - m for m, r in zip(medians, measured, strict=True) if r.sample]
-        colors = ["#d62728" if r.agentcache else "#7f7f7f" if r.baseline else "#1f77b4" for r in measured]
+        colors = [_color(r) for r in measured]
         y = range(len(measured))
         bars = ax.barh(list(y), medians, xerr=[lows, highs], color=colors, capsize=3)
         for bar, result in zip(bars, measured, strict=True):
@@ -232,13 +232,23 @@ def chart(rows: Sequence[Row], path: Path, title: str) -> None:
     for ax in list(axes.flat)[len(rows) :]:
         ax.axis("off")
     fig.suptitle(
-        title + "\nred: agentcache   grey: the row's baseline   hatched: blocks the event loop   "
+        title
+        + "\nred: agentcache   blue: library peers   light blue: hand-written   grey: the row's baseline   "
+        "hatched: blocks the event loop\n"
         "whiskers: best–worst repeat   (n.n×): ratio to the baseline",
         fontsize=11,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def _color(result: Result) -> str:
+    if result.agentcache:
+        return "#d62728"
+    if result.baseline:
+        return "#7f7f7f"
+    return "#9ecae1" if result.reference else "#1f77b4"
 
 
 def _label(result: Result, row: Row) -> str:

@@ -51,7 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="a tiny run that tests the harness")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--replot", action="store_true", help="redraw scale.md and scale.png from scale.json")
     args = parser.parse_args(argv)
+    if args.replot:
+        data = json.loads((args.out / "scale.json").read_text())
+        points = [Point(**p) for p in data["points"]]
+        plans = [tuple(p) for p in data["plans"]]
+        (args.out / "scale.md").write_text(report.markdown(points, plans, data["header"]))
+        report.chart(points, args.out / "scale.png")
+        return 0
     if args.quick:
         sizes, samples, repeats = [500, 2_000], 100, 2
     else:

@@ -91,11 +91,17 @@ def chart(points: Sequence[Point], path: Path) -> None:
                     fontsize=8,
                 )
         ax.set_xscale("log")
+        if title.startswith("Time to the first entry"):  # spans four orders of magnitude
+            ax.set_yscale("log")
         ax.set_xticks(x, [f"{v:,}" for v in x])
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("entries in the store")
         ax.grid(alpha=0.3)
-        ax.set_ylim(bottom=0, top=max(max(ys) for _l, ys in series) * 1.25 or 1)
+        top = max(max(ys) for _l, ys in series) or 1
+        if ax.get_yscale() == "log":
+            ax.set_ylim(top=top * 4)
+        else:
+            ax.set_ylim(bottom=0, top=top * 1.25)
         ax.legend(fontsize=8)
     fig.suptitle(
         "agentcache SQLite store: cost as the store grows (flat lines are what we want)", fontsize=12
