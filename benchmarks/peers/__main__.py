@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import tempfile
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 from ..machine import describe
 from . import report
 from .coldopen import cold_open_and_size
+from .results import Row
 from .rows import Config, Runner, log
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -50,7 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a tiny run that tests the harness")
     parser.add_argument("--repeats", type=int, help="repeats per measurement (default 5)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the report")
+    parser.add_argument(
+        "--rerender", action="store_true", help="redraw peers.md and peers.png from peers.json"
+    )
     args = parser.parse_args(argv)
+    if args.rerender:
+        data = json.loads((args.out / "peers.json").read_text())
+        rows = [Row.from_json(r) for r in data["rows"]]
+        report.write(args.out, rows, data["follower"], data["header"])
+        return 0
     config = Config.quick() if args.quick else Config()
     if args.repeats:
         config = Config(**{**config.__dict__, "repeats": args.repeats})

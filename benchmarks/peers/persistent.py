@@ -84,7 +84,8 @@ class AgentCacheSQLite(Persistent):
     name = "agentcache sqlite://"
     requires = ("agentcache.cache",)
     agentcache = True
-    note = "new AgentCache per repeat: L1 empty, hits served from SQLite"
+    note = "new AgentCache per repeat (empty L1)"
+    write_note = "cache.set: one transaction per batch of concurrent sets"
     cold_open = """
 import asyncio, sys
 from agentcache import AgentCache

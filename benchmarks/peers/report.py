@@ -159,11 +159,13 @@ def summary(rows: Sequence[Row]) -> list[str]:
         return min(measured, key=lambda r: r.sample.median if r.sample else math.inf, default=None)
 
     for row in rows:
+        # agentcache as configured by default (the full tables show the other settings too).
+        ours = [r for r in row.results if r.agentcache and "store_key_material" not in r.name]
         others = [r for r in row.results if not r.agentcache and not r.baseline]
         peers = [r for r in others if not r.reference]
         lines.append(
             f"| {row.title} ({row.unit}) | {cell(row.baseline(), row)} | "
-            f"{cell(best([r for r in row.results if r.agentcache]), row)} | "
+            f"{cell(best(ours), row)} | "
             f"{cell(best([r for r in peers if not r.blocks_loop]), row)} | "
             f"{cell(best([r for r in peers if r.blocks_loop]), row)} | "
             f"{cell(best([r for r in others if r.reference]), row)} |"
@@ -180,6 +182,7 @@ def markdown(rows: Sequence[Row], follower: dict[str, Any] | None, header: Seque
         for target, measured, met in found:
             lines.append(f"| {target} | {measured} | {'—' if met is None else 'yes' if met else '**no**'} |")
         lines.append("")
+    lines += ["## Summary", "", *summary(rows), ""]
     lines += [
         "## Rows",
         "",
