@@ -26,7 +26,7 @@ DEFAULT_MAX_ENTRIES = 10_000
 class MemoryStore:
     """A bounded least-recently-used map of stored key -> Entry."""
 
-    __slots__ = ("_data", "max_entries", "url")
+    __slots__ = ("_data", "_hits", "max_entries", "url")
 
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         if not isinstance(max_entries, int) or max_entries < 1:
@@ -35,6 +35,10 @@ class MemoryStore:
         self.url = f"memory://?max_entries={max_entries}"
         # Who touches it: only the event loop's thread; the tuple is (entry, memo).
         self._data: OrderedDict[str, tuple[Entry, object]] = OrderedDict()
+        # Hits counted since the entry was stored: key -> [count, last_hit_at]. Kept apart from the
+        # frozen Entry because rebuilding an Entry on every hit costs more than the hit itself;
+        # applied when entries are read out (get_many, scan). Holds only keys present in _data.
+        self._hits: dict[str, list[float]] = {}
 
     def __len__(self) -> int:
         return len(self._data)
@@ -52,6 +56,7 @@ class MemoryStore:
         expires_at = slot[0].expires_at
         if expires_at is not None and now >= expires_at:
             del self._data[key]
+            self._hits.pop(key, None)
             return None
         self._data.move_to_end(key)
         return slot
@@ -61,11 +66,13 @@ class MemoryStore:
         data = self._data
         data[key] = (entry, memo)
         data.move_to_end(key)
+        self._hits.pop(key, None)  # a new entry starts from its own count
         while len(data) > self.max_entries:
-            data.popitem(last=False)
+            self._hits.pop(data.popitem(last=False)[0], None)
 
     def discard(self, key: str) -> bool:
         """Remove ``key`` if present."""
+        self._hits.pop(key, None)
         return self._data.pop(key, None) is not None
 
     def discard_namespace(self, namespace: str | None) -> int:
@@ -73,10 +80,12 @@ class MemoryStore:
         if namespace is None:
             count = len(self._data)
             self._data.clear()
+            self._hits.clear()
             return count
         doomed = [k for k in self._data if namespace_of(k) == namespace]
         for key in doomed:
             del self._data[key]
+            self._hits.pop(key, None)
         return len(doomed)
 
     # -- the Store protocol ------------------------------------------------------------------
@@ -92,7 +101,7 @@ class MemoryStore:
         out: list[Entry | None] = []
         for key in keys:
             slot = self.lookup(key, now)
-            out.append(None if slot is None else slot[0])
+            out.append(None if slot is None else self._counted(key, slot[0]))
         return out
 
     async def set_many(self, items: Sequence[tuple[str, Entry]]) -> None:
@@ -113,14 +122,23 @@ class MemoryStore:
         snapshot = sorted(self._data.items(), key=lambda kv: kv[1][0].created_at, reverse=True)
         for key, (entry, _memo) in snapshot:
             if namespace is None or namespace_of(key) == namespace:
-                yield key, entry
+                yield key, self._counted(key, entry)
 
     def note_hit(self, key: str, now: float) -> None:
-        """Count a hit on the entry itself (cheap in memory)."""
-        slot = self._data.get(key)
-        if slot is not None:
-            entry, memo = slot
-            self._data[key] = (replace(entry, hits=entry.hits + 1, last_hit_at=now), memo)
+        """Count a hit; the entry shows it when read out."""
+        counted = self._hits.get(key)
+        if counted is not None:
+            counted[0] += 1
+            counted[1] = now
+        elif key in self._data:
+            self._hits[key] = [1, now]
+
+    def _counted(self, key: str, entry: Entry) -> Entry:
+        """``entry`` with the hits counted since it was stored."""
+        counted = self._hits.get(key)
+        if counted is None:
+            return entry
+        return replace(entry, hits=entry.hits + int(counted[0]), last_hit_at=counted[1])
 
 
 def from_url(parts: SplitResult) -> MemoryStore:
