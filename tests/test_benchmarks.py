@@ -164,3 +164,17 @@ def test_summary_compares_with_library_peers_that_do_the_job() -> None:
     assert "| 1.05 (0.5×)<br>diskcache, on the loop | 0.10 (0.0×)<br>hand-written dict |" in lines[2]
     assert "merging peer" in lines[3]
     assert "racy peer" not in lines[3]  # calling upstream 9 times is not the same job
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # langchain-community's, when installed
+async def test_loop_stall_row_measures_a_write_that_waits_for_another_process(
+    tmp_path: Path,
+) -> None:
+    from benchmarks.peers.stall import loop_stall
+
+    row = await loop_stall(Runner(Config(keys=10, repeats=1), tmp_path))
+    by_name = {r.name: r for r in row.results}
+    assert by_name["dict + sha256 per op (no disk)"].baseline
+    agentcache = by_name["agentcache sqlite://"]
+    assert len(agentcache.values) == 1
+    assert agentcache.note.startswith("the write itself took")

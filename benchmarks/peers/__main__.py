@@ -16,6 +16,7 @@ from . import report
 from .coldopen import cold_open_and_size
 from .results import Row
 from .rows import Config, Runner, log
+from .stall import loop_stall
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -30,6 +31,8 @@ async def run(config: Config, out: Path, scratch: Path) -> list[Path]:
     rows += await runner.persistent()
     log("identical calls...")
     rows.append(await runner.identical_calls())
+    log("event-loop stall...")
+    rows.append(await loop_stall(runner))
     follower = await runner.follower_cost(callers=10 * config.concurrency)
     log("cold open and size...")
     rows += await cold_open_and_size(runner)

@@ -36,6 +36,7 @@ class Persistent:
     note: ClassVar[str] = ""
     write_note: ClassVar[str] = ""
     hot_rows: ClassVar[bool] = True  # False: only in the cold-open and size rows
+    lock_file: ClassVar[str | None] = None  # the SQLite file (under root) its writes lock
     cold_open: ClassVar[str | None] = None
 
     def __init__(self, root: Path) -> None:
@@ -83,6 +84,7 @@ class DictBaseline(Persistent):
 class AgentCacheSQLite(Persistent):
     name = "agentcache sqlite://"
     requires = ("agentcache.cache",)
+    lock_file = "cache.db"
     agentcache = True
     note = "new AgentCache per repeat (empty L1)"
     write_note = "cache.set: one transaction per batch of concurrent sets"
@@ -137,6 +139,8 @@ async def _unexpected_miss(prompt: str) -> str:
 
 class _SQLiteBase(Persistent):
     """A hand-written table (sha256 key, text value), WAL + synchronous=NORMAL."""
+
+    lock_file = "kv.db"
 
     def _connect_sync(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.root / "kv.db", isolation_level=None)
@@ -214,6 +218,7 @@ class SyncSQLite(_SQLiteBase):
 
 class _DiskcacheBase(Persistent):
     requires = ("diskcache",)
+    lock_file = "cache.db"
     cold_open = """
 import hashlib, sys
 import diskcache
@@ -284,6 +289,7 @@ class CashewsDisk(Persistent):
 class LangChainSQLite(Persistent):
     name = "LangChain SQLiteCache (alookup/aupdate)"
     requires = ("langchain_community", "langchain_core", "sqlalchemy")
+    lock_file = "langchain.db"
     note = "whole prompt as key"
     write_note = "default journal: fsync per write"
     cold_open = (
