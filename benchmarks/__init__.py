@@ -1,0 +1,1 @@
+"""Benchmarks: speed figures as ratios against a baseline measured in the same run, never in tests."""
