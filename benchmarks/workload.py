@@ -9,10 +9,10 @@ see the same prompts.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from collections.abc import Iterator
 from functools import lru_cache
-from itertools import accumulate
 
 __all__ = [
     "SYSTEM_PROMPT",
@@ -37,18 +37,18 @@ def _vocabulary() -> tuple[list[str], list[float]]:
         if word not in seen:
             seen.add(word)
             words.append(word)
-    weights = [1.0 / (rank + 1) for rank in range(len(words))]  # Zipf: a few words dominate
-    # Cumulative once: given plain weights, every choices() call would re-add all 3,000.
-    return words, list(accumulate(weights))
+    # Zipf: a few words dominate. Cumulative, so each draw is a bisect, not a pass over 3,000.
+    cumulative = list(itertools.accumulate(1.0 / (rank + 1) for rank in range(len(words))))
+    return words, cumulative
 
 
 def _text(rng: random.Random, length: int) -> str:
-    words, cum_weights = _vocabulary()
+    words, cumulative = _vocabulary()
     parts: list[str] = []
     size = 0
-    while size < length:
+    while size <= length:  # the joined text is size - 1 long
         sentence = (
-            " ".join(rng.choices(words, cum_weights=cum_weights, k=rng.randint(6, 16))).capitalize() + "."
+            " ".join(rng.choices(words, cum_weights=cumulative, k=rng.randint(6, 16))).capitalize() + "."
         )
         parts.append(sentence)
         size += len(sentence) + 1
