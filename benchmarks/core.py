@@ -1,8 +1,9 @@
 """The DESIGN §8 targets of the core, each measured against its baseline in the same run.
 
-Every row times the baseline and agentcache alternately (repeat by repeat, so drift of a shared
-machine hits both alike) and reports medians. A baseline is the least code that does the same job,
-hashing and decoding included where agentcache hashes and decodes:
+Every row times the baseline and agentcache back to back, round after round, and reports the
+medians; the ratio is the median of the per-round ratios, so that a burst of other work on a shared
+machine skews one pair, not the result. A baseline is the least code that does the same job,
+hashing, encoding and decoding included where agentcache does them:
 
 1. an L1 hit through ``get_or_call`` (2 KB prompt key, 1 KB ``str`` answer) vs an ``async def``
    doing ``dict.get`` on the sha256 of the prompt; the synchronous figure is in the note;
