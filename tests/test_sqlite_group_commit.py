@@ -22,7 +22,7 @@ async def test_concurrent_misses_are_written_by_one_executemany(tmp_path: Path) 
 
     async def counting(sql: str, rows: Any) -> Any:
         rows = list(rows)
-        if sql.startswith("INSERT"):
+        if "INTO entries" in sql:
             batches.append(len(rows))
         return await real(sql, rows)
 
