@@ -2,9 +2,9 @@
 
 A benchmark module is any module directly in ``benchmarks/`` (not a subpackage, not ``_private``)
 that defines ``async def run() -> list[dict]``. Each row is a dict with the keys of ``ROW_KEYS``:
-``baseline``/``ours`` are display strings with their unit (numbers are shown with 3 significant
-digits), ``ratio`` a number (or a string), ``target`` says what the ratio is held to, ``met`` is a
-bool (``None``: not applicable), ``note`` explains what was compared. Modules need no registration:
+``baseline``/``ours`` are display strings with their unit (or plain numbers), ``ratio`` a number
+(or a string); optionally ``target`` says what the ratio is held to, ``met`` is a bool (absent or
+``None``: no target), and ``note`` explains what was compared. Modules need no registration:
 dropping a file in the folder is enough. A module that cannot be imported because an optional extra
 is missing is reported as one skipped row, naming the missing module; any other failure is reported
 as a failed row and makes the run exit non-zero.
@@ -30,6 +30,7 @@ from typing import Any
 __all__ = ["ROW_KEYS", "Outcome", "discover", "render", "run_all"]
 
 ROW_KEYS = ("name", "baseline", "ours", "ratio", "target", "met", "note")
+_REQUIRED = ROW_KEYS[:4]
 _COLUMNS = ("benchmark", "baseline", "ours", "ratio", "target", "met?")
 # Not benchmarks: the runner itself and the modules benchmarks share.
 _NOT_BENCHMARKS = frozenset({"runner", "workload", "measure", "machine"})
@@ -104,10 +105,10 @@ async def run_all(found: Iterable[tuple[str, Run | str]], log: Callable[[str], N
 
 
 def _checked(module: str, row: Mapping[str, Any]) -> dict[str, Any]:
-    missing = [key for key in ROW_KEYS if key not in row]
+    missing = [key for key in _REQUIRED if key not in row]
     if missing:
         raise ValueError(f"a row of benchmarks.{module} lacks {', '.join(missing)}: {dict(row)!r}")
-    return dict(row)
+    return {key: row.get(key) for key in ROW_KEYS}
 
 
 def _cell(value: object) -> str:
@@ -116,7 +117,7 @@ def _cell(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "**no**"
     if isinstance(value, float):
-        return f"{value:.3g}"
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
@@ -147,7 +148,7 @@ def render(outcomes: Sequence[Outcome], header: Sequence[str] = ()) -> str:
                 _cell(row["met"]),
             )
             lines.append("| " + " | ".join(cells) + " |")
-            notes.append(_cell(row["note"]) or "–")
+            notes.append(_cell(row["note"]))
     if notes:
         lines.append("")
         lines.extend(f"{i}. {note}" for i, note in enumerate(notes, 1))

@@ -72,27 +72,56 @@ async def test_a_failing_module_is_reported_and_the_others_still_run() -> None:
         raise RuntimeError("disk full")
 
     async def incomplete() -> list[dict[str, Any]]:
-        return [{"name": "half a row"}]
+        return [{"name": "half a row", "ratio": 1.0}]
+
+    async def untargeted() -> list[dict[str, Any]]:
+        return [{"name": "no target", "baseline": 3947.1, "ours": 4, "ratio": 0.958}]
 
     logged: list[str] = []
     outcomes = await run_all(
-        [("broken", broken), ("good", good), ("incomplete", incomplete), ("extra", "skipped: no redis")],
+        [
+            ("broken", broken),
+            ("good", good),
+            ("incomplete", incomplete),
+            ("untargeted", untargeted),
+            ("extra", "skipped: no redis"),
+        ],
         logged.append,
     )
     by_name = {o.module: o for o in outcomes}
     assert by_name["broken"].failed == "failed: RuntimeError: disk full"
     assert by_name["good"].rows == [ROW]
     assert by_name["incomplete"].failed is not None
-    assert "lacks baseline" in by_name["incomplete"].failed
+    assert "lacks baseline, ours" in by_name["incomplete"].failed
+    assert by_name["untargeted"].rows == [
+        {
+            "name": "no target",
+            "baseline": 3947.1,
+            "ours": 4,
+            "ratio": 0.958,
+            "target": None,
+            "met": None,
+            "note": None,
+        }
+    ]
     assert by_name["extra"].skipped == "skipped: no redis"
     assert any("disk full" in line for line in logged)
 
 
 def test_the_table_has_a_line_per_row_and_lists_notes_skips_and_failures() -> None:
     missed = {**ROW, "name": "missed", "ratio": 3.14159, "met": False}
+    bare = {
+        "name": "bare",
+        "baseline": 3947.1,
+        "ours": 4,
+        "ratio": 0.958,
+        "target": None,
+        "met": None,
+        "note": None,
+    }
     table = render(
         [
-            Outcome("core", rows=[ROW, missed]),
+            Outcome("core", rows=[ROW, missed, bare]),
             Outcome("redis", skipped="skipped: redis is not installed"),
             Outcome("broken", failed="failed: RuntimeError: boom"),
         ],
@@ -103,10 +132,12 @@ def test_the_table_has_a_line_per_row_and_lists_notes_skips_and_failures() -> No
     assert lines[2] == "| benchmark | baseline | ours | ratio | target | met? |"
     assert lines[4] == "| thing [1] | 2.00 µs/op | 1.00 µs/op | 0.50 | ≤ 1× | yes |"
     assert lines[5] == "| missed [2] | 2.00 µs/op | 1.00 µs/op | 3.14 | ≤ 1× | **no** |"
-    assert lines[6] == "| redis | – | – | – | – | – |"
+    assert lines[6] == "| bare [3] | 3,947 | 4 | 0.96 | – | – |"
+    assert lines[7] == "| redis | – | – | – | – | – |"
     assert "1. compared with \\| care" in lines
-    assert "3. redis: skipped: redis is not installed" in lines
-    assert "4. broken: failed: RuntimeError: boom" in lines
+    assert "3. –" in lines
+    assert "4. redis: skipped: redis is not installed" in lines
+    assert "5. broken: failed: RuntimeError: boom" in lines
 
 
 def test_a_quick_run_of_the_core_rows_writes_a_complete_table(
