@@ -4,7 +4,8 @@ The rules (DESIGN §3), and who may touch what: ``_flights`` and each ``_Flight.
 written only from the event loop's thread, between awaits, so no lock is needed.
 
 - The first caller of a key starts the call in its own task; later callers await that task.
-- Every caller awaits through ``asyncio.shield``: cancelling one caller never cancels the others.
+- Every caller awaits a future of its own, never the task (what ``asyncio.shield`` does, minus a
+  second callback hop per caller): cancelling one caller never cancels the others or the call.
 - When the last waiter leaves, the call is cancelled and the key dropped (nobody reads its tokens).
 - The call's exception reaches every current waiter unchanged; nothing is kept afterwards.
 - The key leaves the table when the call ends, guarded by identity, so a late finisher never
@@ -29,7 +30,9 @@ class _Flight(Generic[T]):
 
     def __init__(self, task: asyncio.Task[T]) -> None:
         self.task = task
-        self.waiters = 0
+        # One future per caller still waiting (a dict as an ordered set: O(1) removal when one
+        # caller is cancelled among thousands); emptied when the task lands.
+        self.waiters: dict[asyncio.Future[T], None] = {}
 
 
 class SingleFlight(Generic[T]):
@@ -56,16 +59,18 @@ class SingleFlight(Generic[T]):
             flight = _Flight(task)
             self._flights[key] = flight
             task.add_done_callback(functools.partial(self._land, key, flight))
-        flight.waiters += 1
+        waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        flight.waiters[waiter] = None
         try:
-            result = await asyncio.shield(flight.task)
+            result = await waiter
         finally:
-            flight.waiters -= 1
-            if flight.waiters == 0 and not flight.task.done():
-                # The last reader left: stop paying for an answer nobody will read, and let a
-                # caller that arrives now start afresh rather than join a dying flight.
-                flight.task.cancel()
-                self._drop(key, flight)
+            if waiter in flight.waiters:  # still registered: this caller left before the call ended
+                del flight.waiters[waiter]
+                if not flight.waiters and not flight.task.done():
+                    # The last reader left: stop paying for an answer nobody will read, and let a
+                    # caller that arrives now start afresh rather than join a dying flight.
+                    flight.task.cancel()
+                    self._drop(key, flight)
         return result, shared
 
     def cancel_all(self) -> int:
@@ -78,9 +83,22 @@ class SingleFlight(Generic[T]):
 
     def _land(self, key: str, flight: _Flight[T], _task: object = None) -> None:
         self._drop(key, flight)
-        if not flight.task.cancelled():
-            # Mark the exception retrieved: the waiters have seen it, or nobody was left to.
-            flight.task.exception()
+        waiters, flight.waiters = flight.waiters, {}
+        task = flight.task
+        if task.cancelled():
+            for waiter in waiters:
+                waiter.cancel()
+            return
+        # Retrieving the exception also marks it seen: the waiters get it, or nobody was left to.
+        exc = task.exception()
+        result = task.result() if exc is None else None
+        for waiter in waiters:
+            if waiter.done():  # its caller was cancelled in this very loop turn
+                continue
+            if exc is None:
+                waiter.set_result(result)  # type: ignore[arg-type]
+            else:
+                waiter.set_exception(exc)
 
     def _drop(self, key: str, flight: _Flight[T]) -> None:
         if self._flights.get(key) is flight:

@@ -332,12 +332,7 @@ class SQLiteStore:
 
     async def set_many(self, items: Sequence[tuple[str, Entry]]) -> None:
         """Insert or replace; returns once committed (together with concurrent writers)."""
-        rows = [_row(key, entry) for key, entry in items]
-
-        async def job(conn: aiosqlite.Connection) -> None:
-            await conn.executemany(_UPSERT, rows)
-
-        await self._submit(job)
+        await self._submit(_Upsert([_row(key, entry) for key, entry in items]))
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         """Delete entries; return how many existed."""
@@ -404,7 +399,21 @@ class SQLiteStore:
         with _translated(self.path):
             await writer.execute("BEGIN IMMEDIATE")
             try:
-                results = [await job(writer) for job, _ in batch]
+                results: list[Any] = []
+                rows: list[tuple[Any, ...]] = []
+                for job, _ in batch:
+                    # Consecutive upserts share one executemany: one thread hop for the whole
+                    # group, not one per concurrent miss (the hop costs more than the insert).
+                    if isinstance(job, _Upsert):
+                        rows.extend(job.rows)
+                        results.append(None)
+                        continue
+                    if rows:
+                        await writer.executemany(_UPSERT, rows)
+                        rows = []
+                    results.append(await job(writer))
+                if rows:
+                    await writer.executemany(_UPSERT, rows)
                 await writer.execute("COMMIT")
             except BaseException:
                 if writer.in_transaction:
@@ -481,6 +490,18 @@ class SQLiteStore:
                     )
         finally:
             await cursor.close()
+
+
+class _Upsert:
+    """A write job that only inserts or replaces rows, so that ``_commit`` can merge it with others."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.rows = rows
+
+    async def __call__(self, conn: aiosqlite.Connection) -> None:
+        await conn.executemany(_UPSERT, self.rows)
 
 
 def _row(key: str, entry: Entry) -> tuple[Any, ...]:
