@@ -128,6 +128,7 @@ class AgentCache:
             self._l1 = MemoryStore(l1_max_entries) if l1_max_entries else None
             self._persistent = store
         self._flight: SingleFlight[_Outcome] = SingleFlight()
+        self._cold_reads: set[str] = set()  # keys a caller is reading from the store right now
         self._stats = StatsRecorder()
         self._open_lock = asyncio.Lock()
         self._store_open = self._persistent is None
@@ -221,10 +222,10 @@ class AgentCache:
         else:
             skey = f"{validate_namespace(namespace)}:{KEY_VERSION}:{digest(key)}"
         mode = self._mode
-        if mode is Mode.OFF:
+        if mode is _OFF:
             return await call_fn(key)
         l1 = self._l1
-        if l1 is not None and mode is not Mode.REFRESH:
+        if l1 is not None and mode is not _REFRESH:
             # The hot path, inlined: an L1 hit of an immutable answer (the usual str) costs a
             # hash, a dict lookup and a few counters; no await, no decode.
             now = self._clock()
@@ -235,8 +236,10 @@ class AgentCache:
                     self._stats.hit(entry.call_seconds, entry.meta, label)
                     (self._persistent or l1).note_hit(skey, now)
                     return memo[1]  # type: ignore[index,no-any-return]
-        fetched = await self._fetch(skey, key, call_fn, ttl, value_type, label, describe)
-        return fetched.value
+                value = self._l1_value(skey, entry, value_type, label, now)
+                if value is not _CORRUPT:
+                    return value  # type: ignore[no-any-return]
+        return (await self._fetch(skey, key, call_fn, ttl, value_type, label, describe))[0]  # type: ignore[no-any-return]
 
     async def fetch(
         self,
@@ -255,9 +258,25 @@ class AgentCache:
         if samples != 1:
             key, call_fn = self._sample(key, call_fn, samples, ns)
         skey = f"{ns}:{KEY_VERSION}:{digest(key)}"
-        if self._mode is Mode.OFF:
+        if self._mode is _OFF:
             return Fetched(await call_fn(key), "call", skey, None)
-        return await self._fetch(skey, key, call_fn, ttl, value_type, label, describe)
+        if self._mode is not _REFRESH and self._l1 is not None:
+            now = self._clock()
+            slot = self._l1.lookup(skey, now)
+            if slot is not None:
+                value = self._l1_value(skey, slot[0], value_type, label, now)
+                if value is not _CORRUPT:
+                    return Fetched(value, "l1", skey, slot[0])
+        value, source, entry = await self._fetch(skey, key, call_fn, ttl, value_type, label, describe)
+        return Fetched(value, source, skey, entry)
+
+    def _l1_value(self, skey: str, entry: Entry, value_type: Any, label: str | None, now: float) -> Any:
+        """Serve an L1 entry whose decoded value is not kept (mutable, or another value_type)."""
+        value = self._decode_or_drop(skey, entry, value_type, label)
+        if value is not _CORRUPT:
+            self._count_hit(skey, entry, label, now)
+            self._remember(skey, entry, value, value_type)
+        return value
 
     async def _fetch(
         self,
@@ -268,42 +287,65 @@ class AgentCache:
         value_type: Any,
         label: str | None,
         describe: Callable[[T], Mapping[str, Any]] | None,
-    ) -> Fetched[T]:
+    ) -> tuple[Any, Source, Entry | None]:
+        """Past L1: the store, else the single flight. Returns (value, source, entry)."""
         ttl_seconds = self._ttl if ttl is None else parse_ttl(ttl)
-        if self._mode is not Mode.REFRESH and self._l1 is not None:
-            now = self._clock()
-            slot = self._l1.lookup(skey, now)
-            if slot is not None:
-                value = self._decode_or_drop(skey, slot[0], value_type, label)
+        store = self._persistent
+        read_done = False
+        if (
+            store is not None
+            and self._store_open
+            and self._mode is not _REFRESH
+            and skey not in self._flight
+            and skey not in self._cold_reads
+        ):
+            # A cold hit is served in the caller's own task: its read joins the next batched
+            # query, with no flight task and no extra loop turns. Only a miss starts a flight,
+            # which then need not read again. Callers arriving during this read go straight to
+            # the flight instead of each reading too (a stampede of identical calls).
+            self._cold_reads.add(skey)
+            try:
+                entry = await self._read(store, skey, label)
+            finally:
+                self._cold_reads.discard(skey)
+            if entry is not None:
+                value = self._decode_or_drop(skey, entry, value_type, label)
                 if value is not _CORRUPT:
-                    self._count_hit(skey, slot[0], label, now)
-                    self._remember(skey, slot[0], value, value_type)
-                    return Fetched(value, "l1", skey, slot[0])
+                    if self._l1 is not None:
+                        self._remember(skey, entry, value, value_type)
+                    self._count_hit(skey, entry, label, self._clock())
+                    return value, "store", entry
+                await self._delete_stored(store, skey, label)
+            read_done = True
 
         def start() -> Awaitable[_Outcome]:
-            return self._fill(skey, key, call_fn, ttl_seconds, value_type, label, describe)
+            return self._fill(
+                skey, key, call_fn, ttl_seconds, value_type, label, describe, read_done=read_done
+            )
 
         outcome, shared = await self._flight.do(skey, start)
         entry = outcome.entry
         if not shared:
             if outcome.source == "call":
                 self._stats.miss(label)
-                return Fetched(outcome.value, "call", skey, entry)
+                return outcome.value, "call", entry
             self._count_hit(skey, entry, label, self._clock())  # type: ignore[arg-type]
-            return Fetched(outcome.value, "store", skey, entry)
+            return outcome.value, "store", entry
         # A follower: its own copy of anything mutable, decoded from the stored bytes.
         value = outcome.value
-        if entry is not None and not codec.is_immutable(value):
+        if entry is not None and not isinstance(value, codec.IMMUTABLE):
             try:
                 value = codec.decode(entry.value, value_type)
             except codec.CorruptValue:
                 value = outcome.value  # another value_type than the leader's; share instead
         if outcome.source == "call":
-            seconds = entry.call_seconds if entry is not None else 0.0
-            self._stats.coalesced(seconds, entry.meta if entry is not None else {}, label)
-            return Fetched(value, "coalesced", skey, entry)
+            if entry is None:
+                self._stats.coalesced(0.0, _NO_META, label)
+            else:
+                self._stats.coalesced(entry.call_seconds, entry.meta, label)
+            return value, "coalesced", entry
         self._count_hit(skey, entry, label, self._clock())  # type: ignore[arg-type]
-        return Fetched(value, "store", skey, entry)
+        return value, "store", entry
 
     def _sample(
         self, key: object, call_fn: Callable[[Any], Awaitable[T]], samples: int, ns: str
@@ -340,11 +382,13 @@ class AgentCache:
         value_type: Any,
         label: str | None,
         describe: Callable[[Any], Mapping[str, Any]] | None,
+        *,
+        read_done: bool = False,
     ) -> _Outcome:
         """The body of a flight: read the store, else call and store. Runs in its own task."""
         mode = self._mode
         store = await self._usable_store(label)
-        if mode is not Mode.REFRESH and store is not None:
+        if mode is not _REFRESH and store is not None and not read_done:
             found = await self._read_outcome(store, skey, value_type, label)
             if found is not None:
                 return found
@@ -665,3 +709,7 @@ class AgentCache:
 
 
 _CORRUPT: Any = object()
+_NO_META: Mapping[str, Any] = {}
+# Enum member access costs a class-attribute lookup each time; the hot path compares these.
+_OFF = Mode.OFF
+_REFRESH = Mode.REFRESH

@@ -23,14 +23,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from .errors import UnstorableValueError
 
-__all__ = ["COMPRESS_MIN_BYTES", "CorruptValue", "decode", "encode", "is_immutable"]
+__all__ = ["COMPRESS_MIN_BYTES", "IMMUTABLE", "CorruptValue", "decode", "encode", "is_immutable"]
 
 COMPRESS_MIN_BYTES = 256
 """Payloads shorter than this are never worth a zlib header and a decompress on every hit."""
 
 _JSON = b"j"
 _ZLIB = b"z"
-_IMMUTABLE_JSON = (str, int, float, bool, type(None))
 
 
 class CorruptValue(Exception):
@@ -90,9 +89,13 @@ def decode(data: bytes, value_type: Any = None) -> Any:
         raise CorruptValue(f"stored value cannot be decoded: {exc}") from exc
 
 
+IMMUTABLE = (str, int, float, bool, type(None), bytes)
+"""Types whose values callers may share instead of each decoding a private copy."""
+
+
 def is_immutable(value: object) -> bool:
     """True when callers may share ``value`` instead of each decoding a private copy."""
-    return isinstance(value, (*_IMMUTABLE_JSON, bytes))
+    return isinstance(value, IMMUTABLE)
 
 
 def _check_plain_json(value: object, path: str) -> None:

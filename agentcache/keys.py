@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import enum
-import functools
 import hashlib
 import json
 import math
@@ -142,19 +141,6 @@ def digest(material: object) -> str:
 
 
 def _str_digest(text: str) -> str:
-    # Prompts are often sent again by the same process (eval loops, retries, sub-agents): a small
-    # memo of recent prompt digests makes a repeat cost a dict lookup instead of a sha256. It is
-    # bounded in entries and only holds prompts up to _MEMO_MAX_CHARS (a few MB at most).
-    if len(text) <= _MEMO_MAX_CHARS:
-        return _memo_str_digest(text)
-    return _hash_str(text)
-
-
-_MEMO_MAX_CHARS = 4096
-_MEMO_ENTRIES = 2048
-
-
-def _hash_str(text: str) -> str:
     # The hot path of every prompt-keyed lookup: a pre-seeded hasher and the strict UTF-8 codec
     # (an error handler argument alone costs a fifth of the hash); lone surrogates, which strict
     # UTF-8 refuses, take the slow path and hash the same bytes 'surrogatepass' gives.
@@ -182,6 +168,3 @@ def validate_namespace(namespace: object) -> str:
             f"whitespace, control characters or any of : * ? [ ] \\ \" ' % (found {bad!r})"
         )
     return namespace
-
-
-_memo_str_digest = functools.lru_cache(maxsize=_MEMO_ENTRIES)(_hash_str)

@@ -129,9 +129,15 @@ class StatsRecorder:
 
     def coalesced(self, call_seconds: float, meta: Mapping[str, Any], label: str | None = None) -> None:
         """A lookup that shared another caller's upstream call."""
-        for c in self._for(label):
-            c.coalesced += 1
-            c.add_saved(call_seconds, meta)
+        total = self._total
+        total.coalesced += 1
+        total.saved_seconds += call_seconds
+        if meta:
+            total.add_saved(0.0, meta)
+        if label is not None:
+            per_label = self._for(label)[1]
+            per_label.coalesced += 1
+            per_label.add_saved(call_seconds, meta)
 
     def miss(self, label: str | None = None) -> None:
         """A lookup that made its own upstream call."""

@@ -207,3 +207,32 @@ async def test_a_process_that_crashes_with_the_cache_open_still_exits(tmp_path: 
     assert await asyncio.wait_for(child.wait(), timeout=60) == 3
     with sqlite3.connect(tmp_path / "c.db") as db:
         assert db.execute("SELECT count(*) FROM entries").fetchone()[0] == 1
+
+
+async def _traced_store(tmp_path: Path) -> tuple[SQLiteStore, list[str]]:
+    store = SQLiteStore(tmp_path / "cache.db")
+    await store.open()
+    selects: list[str] = []
+    assert store._reader is not None
+    await store._reader.set_trace_callback(
+        lambda sql: selects.append(sql) if sql.startswith("SELECT key") else None
+    )
+    return store, selects
+
+
+async def test_a_stampede_of_identical_cold_callers_reads_the_store_at_most_twice(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with AgentCache(db_url) as cache:
+        await cache.set("stored", "v")
+    for key, expected_calls in (("stored", 0), ("missing", 1)):
+        store, selects = await _traced_store(tmp_path)
+        upstream = Upstream()
+        async with AgentCache(store) as cache:
+            values = await asyncio.gather(*(cache.get_or_call(key, upstream) for _ in range(200)))
+            assert cache.stats.lookups == 200
+        assert set(values) == {"v" if expected_calls == 0 else "answer to missing"}
+        assert upstream.calls == expected_calls
+        # The first caller reads in its own task; everyone arriving meanwhile joins one flight
+        # (which reads once more) instead of each issuing a read of its own.
+        assert len(selects) <= 2
