@@ -136,6 +136,17 @@ class AgentCache:
         self._in_outage = False
         self._sample_turns: dict[str, int] = {}  # base stored key -> calls so far (samples=N)
 
+    def __del__(self) -> None:
+        # Like an unclosed file: the store's connections (and their pending hit counts) are only
+        # released by aclose(). getattr: __init__ may have failed before setting the fields.
+        if getattr(self, "_persistent", None) is not None and getattr(self, "_store_open", False):
+            warnings.warn(
+                f"{self!r} was garbage-collected unclosed; use 'async with cache:' or "
+                "'await cache.aclose()'",
+                ResourceWarning,
+                stacklevel=2,
+            )
+
     def __repr__(self) -> str:
         return (
             f"AgentCache({redact_url(self._store.url)!r}, namespace={self._namespace!r}, "
