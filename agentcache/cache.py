@@ -131,6 +131,7 @@ class AgentCache:
         self._cold_reads: set[str] = set()  # keys a caller is reading from the store right now
         self._stats = StatsRecorder()
         self._open_lock = asyncio.Lock()
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._store_open = self._persistent is None
         self._reopen_at = 0.0
         self._in_outage = False
@@ -141,8 +142,7 @@ class AgentCache:
         # released by aclose(). getattr: __init__ may have failed before setting the fields.
         if getattr(self, "_persistent", None) is not None and getattr(self, "_store_open", False):
             warnings.warn(
-                f"{self!r} was garbage-collected unclosed; use 'async with cache:' or "
-                "'await cache.aclose()'",
+                f"{self!r} was garbage-collected unclosed; use 'async with cache:' or 'await cache.aclose()'",
                 ResourceWarning,
                 stacklevel=2,
             )
@@ -605,7 +605,7 @@ class AgentCache:
             return store
         if time.monotonic() < self._reopen_at and not self._strict:
             return None
-        async with self._open_lock:
+        async with self._lock():
             if self._store_open:
                 return store
             try:
@@ -617,9 +617,17 @@ class AgentCache:
             self._store_open = True
             return store
 
+    def _lock(self) -> asyncio.Lock:
+        """The open lock of the running loop (an asyncio lock binds to the first loop it waits in,
+        and one cache may serve several ``asyncio.run`` calls in turn)."""
+        loop = asyncio.get_running_loop()
+        if self._lock_loop is not loop:
+            self._open_lock, self._lock_loop = asyncio.Lock(), loop
+        return self._open_lock
+
     async def _open_or_raise(self) -> None:
         if self._persistent is not None and not self._store_open:
-            async with self._open_lock:
+            async with self._lock():
                 if not self._store_open:
                     await self._persistent.open()
                     self._store_open = True

@@ -53,6 +53,10 @@ class SingleFlight(Generic[T]):
     async def do(self, key: str, start: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """Run ``start()`` once for all concurrent callers of ``key``; return (result, shared)."""
         flight = self._flights.get(key)
+        if flight is not None and flight.task.get_loop() is not asyncio.get_running_loop():
+            # Left by an event loop that was closed with it pending: it will never land.
+            self._drop(key, flight)
+            flight = None
         shared = flight is not None
         if flight is None:
             task: asyncio.Task[T] = asyncio.ensure_future(start())

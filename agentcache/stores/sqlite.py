@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 HIT_FLUSH_SECONDS = 1.0
+STALE_JOIN_SECONDS = 1.0  # how long a connection left by a closed loop may take to finish its job
 MAX_BATCH = 500  # keys per SELECT: well under SQLite's bound-parameter limit
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -116,6 +118,7 @@ class SQLiteStore:
         self._reader: aiosqlite.Connection | None = None
         self._writer: aiosqlite.Connection | None = None
         self._open_lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the connections serve
         # Touched only from the event loop's thread:
         self._pending_reads: list[tuple[Sequence[str], float, asyncio.Future[list[Entry | None]]]] = []
         self._read_task: asyncio.Task[None] | None = None
@@ -139,6 +142,7 @@ class SQLiteStore:
 
     async def open(self) -> None:
         """Create the folder, file and schema if needed, and connect; idempotent."""
+        self._follow_loop()
         if self._writer is not None:
             return
         async with self._open_lock:
@@ -182,7 +186,8 @@ class SQLiteStore:
 
     async def aclose(self) -> None:
         """Write pending hit counts, wait for queued writes, close both connections."""
-        if self._writer is None:
+        self._follow_loop()
+        if self._writer is None and not self._hit_counts:
             return
         if self._hit_timer is not None:
             self._hit_timer.cancel()
@@ -201,6 +206,32 @@ class SQLiteStore:
             if conn is not None:
                 await conn.close()
         log.debug("closed %s", self.path)
+
+    def _follow_loop(self) -> None:
+        """Forget what belongs to an event loop that is no longer running us; reconnect lazily.
+
+        One store may serve several loops in turn (two ``asyncio.run`` calls). A loop that ended
+        can leave batches whose futures nobody will ever see, a transaction left open, and
+        aiosqlite threads that died posting a result to the closed loop (queueing more work for
+        them would wait forever). None of that is usable from the new loop, and none of it was
+        acknowledged to anyone (values are committed before they are returned), so drop it all;
+        hit counts stay and are written by the new connections.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        self._loop = loop
+        self._open_lock = asyncio.Lock()  # asyncio locks bind to the first loop that waits
+        stale = (self._reader, self._writer)
+        self._reader = self._writer = None
+        self._pending_reads, self._pending_writes = [], []
+        self._read_task = self._write_task = None
+        if self._hit_timer is not None:
+            self._hit_timer.cancel()
+            self._hit_timer = None
+        for conn in stale:
+            if conn is not None:
+                _abandon(conn)
 
     def _prepare_file(self) -> None:
         try:
@@ -278,6 +309,8 @@ class SQLiteStore:
 
     async def get_many(self, keys: Sequence[str], now: float) -> list[Entry | None]:
         """Entries of ``keys`` (``None`` if missing or expired), read together with concurrent calls."""
+        if self._loop is not asyncio.get_running_loop():
+            self._follow_loop()
         if self._reader is None:
             await self.open()
         future: asyncio.Future[list[Entry | None]] = asyncio.get_running_loop().create_future()
@@ -363,6 +396,8 @@ class SQLiteStore:
         return int(await self._submit(job))
 
     async def _submit(self, job: _WriteJob) -> Any:
+        if self._loop is not asyncio.get_running_loop():
+            self._follow_loop()
         if self._writer is None:
             await self.open()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -457,6 +492,7 @@ class SQLiteStore:
 
     async def scan(self, namespace: str | None = None) -> AsyncIterator[tuple[str, Entry]]:
         """Every entry (expired ones included), newest first, read in pages of one query."""
+        self._follow_loop()
         if self._reader is None:
             await self.open()
         reader = self._reader
@@ -518,6 +554,26 @@ def _row(key: str, entry: Entry) -> tuple[Any, ...]:
         entry.hits,
         entry.last_hit_at,
     )
+
+
+def _worker(conn: aiosqlite.Connection) -> threading.Thread:
+    """aiosqlite's worker thread of ``conn`` (before aiosqlite 0.21 the connection was one)."""
+    thread = getattr(conn, "_thread", conn)
+    assert isinstance(thread, threading.Thread)
+    return thread
+
+
+def _abandon(conn: aiosqlite.Connection) -> None:
+    """Close a connection of a loop that is gone, whether or not its thread survived that."""
+    worker = _worker(conn)
+    if worker.is_alive():
+        conn.stop()  # its thread closes it (rolling back) after the job in hand...
+        worker.join(STALE_JOIN_SECONDS)  # ...unless posting that job's result kills it
+    if not worker.is_alive() and conn._connection is not None:
+        # Nobody else can touch it now, and an open transaction would hold the write lock (and
+        # every other process's writes) until the garbage collector happened to close it.
+        conn._connection.close()
+        conn._connection = None
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:
