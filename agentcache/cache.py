@@ -638,7 +638,10 @@ class AgentCache:
         except BackendError as exc:
             self._failed(exc, label)
             return None
-        self._in_outage = False
+        if not self._mode.writes:
+            # Where misses are written, only a write ends an outage: a full disk still serves
+            # reads, and every read must not re-arm the warning for the next failed write.
+            self._in_outage = False
         return entry
 
     async def _write(self, store: Store, items: list[tuple[str, Entry]], label: str | None) -> bool:
