@@ -608,6 +608,8 @@ class AgentCache:
         async with self._lock():
             if self._store_open:
                 return store
+            if time.monotonic() < self._reopen_at and not self._strict:
+                return None  # it failed while we waited for the lock: do not each retry it
             try:
                 await store.open()
             except BackendError as exc:
