@@ -124,17 +124,23 @@ def _normalize_dict(material: dict[Any, Any], path: str) -> dict[str, Any]:
 
 def canonical_json(material: object) -> str:
     """The canonical JSON text of key material (what is hashed, and stored for inspection)."""
-    return json.dumps(normalize(material), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    try:
+        return json.dumps(normalize(material), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    except RecursionError:
+        raise _too_deep() from None
 
 
 def digest(material: object) -> str:
     """The sha256 hex digest of key material; identical across processes and PYTHONHASHSEED."""
     if type(material) is str:
         return _str_digest(material)
-    normal = normalize(material)
-    if type(normal) is str:
-        return _str_digest(normal)
-    text = json.dumps(normal, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    try:
+        normal = normalize(material)
+        if type(normal) is str:
+            return _str_digest(normal)
+        text = json.dumps(normal, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    except RecursionError:
+        raise _too_deep() from None
     hasher = _JSON_HASHER.copy()
     hasher.update(text.encode("ascii"))
     return hasher.hexdigest()
@@ -150,6 +156,14 @@ def _str_digest(text: str) -> str:
     except UnicodeEncodeError:
         hasher.update(text.encode("utf-8", "surrogatepass"))
     return hasher.hexdigest()
+
+
+def _too_deep() -> KeyMaterialError:
+    # A list that contains itself, or nesting deeper than Python's recursion limit.
+    return KeyMaterialError(
+        "key material refers to itself or is nested too deeply to be canonicalised; "
+        "pass a finite, acyclic structure"
+    )
 
 
 def stored_key(material: object, namespace: str) -> str:
