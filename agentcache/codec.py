@@ -53,10 +53,10 @@ def _adapter_for_type(value_type: Any) -> TypeAdapter[Any]:
 def encode(value: object, value_type: Any = None) -> bytes:
     """Encode ``value``; raise ``UnstorableValueError`` if it would not come back equal and same-typed."""
     if value_type is None:
-        _check_plain_json(value, "value")
         try:
+            _check_plain_json(value, "value")
             payload = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        except ValueError as exc:  # circular reference
+        except (ValueError, RecursionError) as exc:  # a circular reference, absurd nesting
             raise UnstorableValueError(f"value cannot be written as JSON: {exc}") from exc
         raw = payload.encode("utf-8", "surrogatepass")
     else:
