@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -593,5 +594,10 @@ def from_url(parts: SplitResult) -> SQLiteStore:
     raw = unquote(parts.path)
     if not raw or raw == "/":
         raise ConfigurationError("sqlite URL names no file; e.g. sqlite:///.agentcache/cache.db")
+    if "\0" in raw:
+        raise ConfigurationError("sqlite URL path contains a NUL character (%00); no file can be named so")
     options = query_options(parts, {"busy_timeout": float})
+    timeout = options.get("busy_timeout", 1.0)
+    if not (isinstance(timeout, float) and math.isfinite(timeout) and timeout >= 0):
+        raise ConfigurationError(f"busy_timeout must be a finite number of seconds >= 0, not {timeout!r}")
     return SQLiteStore(raw[1:], **options)  # type: ignore[arg-type]
