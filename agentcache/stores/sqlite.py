@@ -356,7 +356,7 @@ class SQLiteStore:
                         created_at=row[2],
                         expires_at=row[3],
                         call_seconds=row[4],
-                        meta=json.loads(row[5]) if row[5] else {},
+                        meta=_meta(row[5]),
                         hits=row[6],
                         last_hit_at=row[7],
                     )
@@ -519,7 +519,7 @@ class SQLiteStore:
                             created_at=row[2],
                             expires_at=row[3],
                             call_seconds=row[4],
-                            meta=json.loads(row[5]) if row[5] else {},
+                            meta=_meta(row[5]),
                             hits=row[6],
                             last_hit_at=row[7],
                             material=row[8],
@@ -555,6 +555,18 @@ def _row(key: str, entry: Entry) -> tuple[Any, ...]:
         entry.hits,
         entry.last_hit_at,
     )
+
+
+def _meta(raw: str | bytes | None) -> dict[str, Any]:
+    """An entry's metadata; unreadable metadata (damaged, foreign) is none, never a failed read."""
+    if not raw:
+        return {}
+    try:
+        meta = json.loads(raw)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        log.debug("ignoring unreadable entry metadata %r", raw[:80])
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def _worker(conn: aiosqlite.Connection) -> threading.Thread:
