@@ -32,27 +32,38 @@ class MicroBatcher(Generic[ItemT, ResultT]):
 
     async def submit(self, item: ItemT) -> ResultT:
         """Queue ``item`` for the next batch and wait for its result (or the batch's exception)."""
-        future: asyncio.Future[ResultT] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self._drain is not None and self._drain.get_loop() is not loop:
+            # Left by an event loop that was closed with it pending: it will never run again,
+            # and nobody is left to read what was queued for it.
+            self._pending, self._drain = [], None
+        future: asyncio.Future[ResultT] = loop.create_future()
         self._pending.append((item, future))
         if self._drain is None:
             self._drain = asyncio.ensure_future(self._drain_all())
         return await future
 
     async def _drain_all(self) -> None:
+        me = asyncio.current_task()
         try:
             while self._pending:
                 batch, self._pending = self._pending[: self._max], self._pending[self._max :]
                 try:
                     results = await self._run([item for item, _ in batch])
+                except GeneratorExit:
+                    # Destroyed with a loop that was closed: taking the next batch (queued by
+                    # a live loop) here would strand it, since this coroutine cannot await.
+                    raise
                 except BaseException as exc:
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
-                    if isinstance(exc, asyncio.CancelledError):
+                    if not isinstance(exc, Exception):
                         raise
                     continue
                 for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
         finally:
-            self._drain = None
+            if self._drain is me:  # not a newer drain started after this one's loop died
+                self._drain = None

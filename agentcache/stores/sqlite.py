@@ -321,16 +321,19 @@ class SQLiteStore:
         return await future
 
     async def _drain_reads(self) -> None:
+        me = asyncio.current_task()
         try:
             while self._pending_reads:
                 batch, self._pending_reads = self._pending_reads, []
                 try:
                     rows = await self._select({k for keys, _, _ in batch for k in keys})
+                except GeneratorExit:
+                    raise  # destroyed with a dead loop: take no batch of the live one
                 except BaseException as exc:
                     for _, _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
-                    if isinstance(exc, asyncio.CancelledError):
+                    if not isinstance(exc, Exception):
                         raise
                     continue
                 for keys, now, future in batch:
@@ -338,7 +341,8 @@ class SQLiteStore:
                         found = (rows.get(k) for k in keys)
                         future.set_result([e if e and not e.is_expired(now) else None for e in found])
         finally:
-            self._read_task = None
+            if self._read_task is me:  # not a newer drain (of another loop, after _follow_loop)
+                self._read_task = None
 
     async def _select(self, keys: set[str]) -> dict[str, Entry]:
         reader = self._reader
@@ -408,6 +412,7 @@ class SQLiteStore:
         return await future
 
     async def _drain_writes(self) -> None:
+        me = asyncio.current_task()
         try:
             while self._pending_writes:
                 batch, self._pending_writes = self._pending_writes, []
@@ -415,18 +420,21 @@ class SQLiteStore:
                     batch.append((self._flush_hits_job(), asyncio.get_running_loop().create_future()))
                 try:
                     results = await self._commit(batch)
+                except GeneratorExit:
+                    raise  # destroyed with a dead loop: take no batch of the live one
                 except BaseException as exc:
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
-                    if isinstance(exc, asyncio.CancelledError):
+                    if not isinstance(exc, Exception):
                         raise
                     continue
                 for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
         finally:
-            self._write_task = None
+            if self._write_task is me:
+                self._write_task = None
 
     async def _commit(self, batch: list[tuple[_WriteJob, asyncio.Future[Any]]]) -> list[Any]:
         writer = self._writer
