@@ -144,14 +144,16 @@ def _is_placeholder_list(node: ast.expr) -> bool:
 
 
 def _constant_strings_of(module: ast.Module, name: str) -> bool:
-    """True if every value ever assigned to ``name`` in the module is a literal string."""
+    """True if every value ever assigned to ``name`` in the module is a literal or placeholder list."""
 
     def literal_at(value: ast.expr, index: int | None) -> bool:
         if isinstance(value, ast.IfExp):
             return literal_at(value.body, index) and literal_at(value.orelse, index)
         if index is not None:
             return isinstance(value, ast.Tuple) and literal_at(value.elts[index], None)
-        return isinstance(value, ast.Constant) and isinstance(value.value, str)
+        return (isinstance(value, ast.Constant) and isinstance(value.value, str)) or _is_placeholder_list(
+            value
+        )
 
     found = False
     for node in ast.walk(module):
@@ -171,6 +173,13 @@ def _constant_strings_of(module: ast.Module, name: str) -> bool:
     return found
 
 
+def _safe_fragment(module: ast.Module, node: ast.expr) -> bool:
+    """A placeholder list, or a name only ever bound to literals and placeholder lists."""
+    return _is_placeholder_list(node) or (
+        isinstance(node, ast.Name) and _constant_strings_of(module, node.id)
+    )
+
+
 def sql_problems(module: ast.Module) -> list[str]:
     """Places where SQL text interpolates anything but placeholder lists and literal clauses."""
     problems = []
@@ -181,7 +190,7 @@ def sql_problems(module: ast.Module) -> list[str]:
                 problems += [
                     f"line {node.lineno}: f-string SQL with {ast.unparse(part.value)}"
                     for part in node.values
-                    if isinstance(part, ast.FormattedValue) and not _is_placeholder_list(part.value)
+                    if isinstance(part, ast.FormattedValue) and not _safe_fragment(module, part.value)
                 ]
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mod, ast.Add)):
             both_literal = isinstance(node.left, ast.Constant) and isinstance(node.right, ast.Constant)
@@ -200,8 +209,7 @@ def sql_problems(module: ast.Module) -> list[str]:
                 isinstance(receiver, ast.Name) and (receiver.id.isupper() or receiver.id == "sql")
             )
             for arg in [*node.args, *(k.value for k in node.keywords)]:
-                literal = isinstance(arg, ast.Name) and _constant_strings_of(module, arg.id)
-                if is_sql and not (_is_placeholder_list(arg) or literal):
+                if is_sql and not _safe_fragment(module, arg):
                     problems.append(f"line {node.lineno}: SQL .format() with {ast.unparse(arg)}")
     return problems
 
@@ -220,6 +228,7 @@ def test_sql_text_is_never_built_from_values(source: Path) -> None:
         'conn.execute("SELECT * FROM entries WHERE key = \'" + key + "\'")',
         'conn.execute("DELETE FROM entries WHERE key = {}".format(key))',
         'where = "WHERE namespace = " + ns\nconn.execute(SELECT.format(where))',
+        'marks = ",".join(keys)\nconn.execute(f"SELECT * FROM entries WHERE key IN ({marks})")',
     ],
 )
 def test_the_sql_check_catches_values_in_sql_text(snippet: str) -> None:
