@@ -39,6 +39,10 @@ def open_store(url: str) -> Store:
         raise ConfigurationError(
             f"unknown store scheme {parts.scheme!r} in {redact_url(url)!r}; known schemes: {_known()}"
         )
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port lazily; a bad one must fail here, clearly
+    except ValueError:
+        raise ConfigurationError(f"store URL {redact_url(url)!r} has a port that is not a number") from None
     module_name, factory_name, extra = _SCHEMES[scheme]
     try:
         module = importlib.import_module(module_name)

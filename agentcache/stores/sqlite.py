@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import SplitResult, unquote
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import aiosqlite
 
@@ -607,8 +607,11 @@ def from_url(parts: SplitResult) -> SQLiteStore:
     from . import query_options
 
     if parts.netloc:
+        from . import redact_url
+
+        host = urlsplit(redact_url(parts.geturl())).netloc  # never echo a password
         raise ConfigurationError(
-            f"sqlite URL has a host part {parts.netloc!r}; write sqlite:///relative/path.db or "
+            f"sqlite URL has a host part {host!r}; write sqlite:///relative/path.db or "
             "sqlite:////absolute/path.db (three or four slashes)"
         )
     raw = unquote(parts.path)
