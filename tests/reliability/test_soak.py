@@ -112,7 +112,7 @@ async def soak(db_url: str, operations: int, seed: int) -> Tally:
             wave = min(rng.randrange(50, 400), operations - tally.operations)
             chosen = rng.choices(keys, weights, k=wave)
             burst_key = rng.choice(keys)
-            same = rng.randrange(wave // 4)
+            same = rng.randrange(wave // 4 + 1)
             chosen[:same] = [burst_key] * same  # an identical burst
             tasks = []
             for key in chosen:
