@@ -60,7 +60,7 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 REOPEN_SECONDS = 1.0
-"""How long a store that failed to open is left alone before the next attempt."""
+"""How long a store that failed is left alone (calls go straight through) before the next try."""
 
 MAX_SAMPLED_KEYS = 100_000
 """How many keys with ``samples=N`` keep a rotation counter before the counters start over."""
@@ -309,6 +309,7 @@ class AgentCache:
             and self._mode is not _REFRESH
             and skey not in self._flight
             and skey not in self._cold_reads
+            and not self._reopen_at
         ):
             # A cold hit is served in the caller's own task: its read joins the next batched
             # query, with no flight task and no extra loop turns. Only a miss starts a flight,
@@ -601,6 +602,10 @@ class AgentCache:
     async def _usable_store(self, label: str | None) -> Store | None:
         """The persistent store, opened; ``None`` if there is none or it is down (fail-open)."""
         store = self._persistent
+        if store is not None and self._reopen_at and not self._strict:
+            if time.monotonic() < self._reopen_at:
+                return None  # resting after a failure: fail open fast, not a timeout per call
+            self._reopen_at = 0.0
         if store is None or self._store_open:
             return store
         if time.monotonic() < self._reopen_at and not self._strict:
@@ -660,8 +665,14 @@ class AgentCache:
         return self._on_store_error is OnStoreError.RAISE or self._mode is Mode.REPLAY
 
     def _failed(self, exc: BackendError, label: str | None) -> None:
-        """Count a store failure; raise it if strict, else warn once per outage."""
+        """Count a store failure; raise it if strict, else warn once per outage and rest the store.
+
+        Resting (``REOPEN_SECONDS``) keeps an outage from costing every call a timeout: a locked
+        file would otherwise stall each call for the whole busy timeout.
+        """
         self._stats.error(label)
+        if not self._strict:
+            self._reopen_at = time.monotonic() + REOPEN_SECONDS
         if self._strict:
             raise exc
         if not self._in_outage:

@@ -176,3 +176,21 @@ def test_unknown_schemes_list_the_known_ones() -> None:
         AgentCache("memory://?size=3")
     with pytest.raises(ConfigurationError, match="three or four slashes"):
         AgentCache("sqlite://host/path.db")
+
+
+@pytest.mark.store_rest
+async def test_a_failed_store_rests_so_an_outage_costs_no_call_a_timeout(tmp_path: Path) -> None:
+    store = FlakyStore(tmp_path / "c.db")
+    upstream = Upstream()
+    async with AgentCache(store, l1_max_entries=0) as cache:
+        await cache.get_or_call("warm", upstream)
+        store.broken = True
+        with pytest.warns(AgentCacheWarning, match="injected outage"):
+            await cache.get_or_call("first", upstream)
+        errors = cache.stats.errors
+        store.broken = False  # still resting: the next calls do not touch the store at all
+        for i in range(5):
+            assert await cache.get_or_call(f"during {i}", upstream) == f"answer to during {i}"
+        assert cache.stats.errors == errors
+        assert cache.stats.stores == 1
+        assert upstream.calls == 7

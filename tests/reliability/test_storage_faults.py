@@ -219,6 +219,7 @@ async def test_a_write_lock_held_by_another_process_fails_open_without_hanging(t
         await assert_caching_resumes(cache, upstream)
 
 
+@pytest.mark.store_rest
 async def test_a_database_held_exclusively_at_open_fails_open_without_hanging(tmp_path: Path) -> None:
     """locking_mode=EXCLUSIVE elsewhere shuts out readers too: the open itself fails, once."""
     db = tmp_path / "locked.db"
