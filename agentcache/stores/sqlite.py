@@ -44,7 +44,7 @@ from ..errors import (
     NotACacheFileError,
 )
 from .base import Entry, namespace_of
-from .sqlite_leases import SQLiteLeases
+from .sqlite_leases import RELEASE, SQLiteLeases
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "from_url"]
 
@@ -370,7 +370,14 @@ class SQLiteStore:
 
     async def set_many(self, items: Sequence[tuple[str, Entry]]) -> None:
         """Insert or replace; returns once committed (together with concurrent writers)."""
-        await self._submit(_Upsert([_row(key, entry) for key, entry in items]))
+        upsert = _Upsert([_row(key, entry) for key, entry in items])
+        leases = self._leases
+        if leases is not None:
+            # A flight holding a key's lease releases it with the key's value: no commit of its own.
+            upsert.releases = leases.releases_with(key for key, _ in items)
+        await self._submit(upsert)
+        if leases is not None and upsert.releases:
+            leases.settled(upsert.releases)
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         """Delete entries; return how many existed."""
@@ -445,11 +452,13 @@ class SQLiteStore:
             try:
                 results: list[Any] = []
                 rows: list[tuple[Any, ...]] = []
+                releases: list[tuple[str, str]] = []
                 for job, _ in batch:
                     # Consecutive upserts share one executemany: one thread hop for the whole
                     # group, not one per concurrent miss (the hop costs more than the insert).
                     if isinstance(job, _Upsert):
                         rows.extend(job.rows)
+                        releases.extend(job.releases)
                         results.append(None)
                         continue
                     if rows:
@@ -458,6 +467,8 @@ class SQLiteStore:
                     results.append(await job(writer))
                 if rows:
                     await writer.executemany(_UPSERT, rows)
+                if releases:
+                    await writer.executemany(RELEASE, releases)
                 await writer.execute("COMMIT")
             except BaseException:
                 if writer.in_transaction:
@@ -538,15 +549,21 @@ class SQLiteStore:
 
 
 class _Upsert:
-    """A write job that only inserts or replaces rows, so that ``_commit`` can merge it with others."""
+    """A write job that only inserts or replaces rows, so that ``_commit`` can merge it with others.
 
-    __slots__ = ("rows",)
+    ``releases``: the leases (key, token) to release with these rows (sqlite_leases.py).
+    """
+
+    __slots__ = ("releases", "rows")
 
     def __init__(self, rows: list[tuple[Any, ...]]) -> None:
         self.rows = rows
+        self.releases: list[tuple[str, str]] = []
 
     async def __call__(self, conn: aiosqlite.Connection) -> None:
         await conn.executemany(_UPSERT, self.rows)
+        if self.releases:
+            await conn.executemany(RELEASE, self.releases)
 
 
 def _row(key: str, entry: Entry) -> tuple[Any, ...]:

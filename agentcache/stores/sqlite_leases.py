@@ -1,9 +1,13 @@
 """Leases for ``sqlite://`` stores: a ``claims`` table in the cache file, written with the entries.
 
-Claims and releases are micro-batched and ride the store's group commit (``SQLiteStore._submit``):
-1,000 concurrent misses claim their keys in one statement of one transaction, not 1,000. A claim
-is an upsert that only replaces an expired row; reading the rows back in the same transaction
-tells each claimant whether its token won. There is no cross-process notification in SQLite, so
+Claims are micro-batched and ride the store's group commit (``SQLiteStore._submit``): 1,000
+concurrent misses claim their keys in one statement of one transaction, not 1,000. A claim is an
+upsert that only replaces an expired row: when the statement changed as many rows as it was given
+distinct keys, every claimant won; otherwise reading the rows back in the same transaction tells
+each whether its token won. A holder's claim is deleted by the transaction that stores its value
+(``releases_with``, called by ``SQLiteStore.set_many``), so a miss costs two group commits (claim,
+value) shared with every concurrent miss; ``release`` writes only when no value was stored (the
+call failed, or was cancelled). There is no cross-process notification in SQLite, so
 waiters poll (``LeasePolicy``: short first, doubling); a waiter's repeated claim first reads the
 row and only writes once it is gone or expired. Releases made by this process wake this process's
 waiters at once. Expiry is wall-clock time, shared by the processes of one machine.
@@ -15,18 +19,21 @@ import asyncio
 import secrets
 import sqlite3
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import aiosqlite
 
 from .batching import MicroBatcher
+from .leases import held_lease
 
 if TYPE_CHECKING:
     from .sqlite import SQLiteStore
 
 __all__ = ["SQLiteLeases"]
 
-_BATCH = 400  # keys per statement: well under SQLite's bound-parameter limit
+_CHUNK = 400  # keys per SELECT: well under SQLite's bound-parameter limit
+_NO_LIMIT = 1 << 62  # every claim waiting shares one transaction, however many there are
 _CREATE = (
     "CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, token TEXT NOT NULL, expires_at REAL NOT NULL)"
 )
@@ -34,7 +41,8 @@ _CLAIM = (
     "INSERT INTO claims (key, token, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE "
     "SET token = excluded.token, expires_at = excluded.expires_at WHERE claims.expires_at <= ?"
 )
-_RELEASE = "DELETE FROM claims WHERE key = ? AND token = ?"
+RELEASE = "DELETE FROM claims WHERE key = ? AND token = ?"
+_OWNERS = "SELECT key, token FROM claims WHERE key IN ({})"
 _RENEW = "UPDATE claims SET expires_at = ? WHERE key = ? AND token = ?"
 
 
@@ -44,8 +52,10 @@ class SQLiteLeases:
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
         self._table_ready = False
-        self._claims: MicroBatcher[tuple[str, str, float], bool] = MicroBatcher(self._claim_batch, _BATCH)
-        self._releases: MicroBatcher[tuple[str, str], None] = MicroBatcher(self._release_batch, _BATCH)
+        self._claims: MicroBatcher[tuple[str, str, float], bool] = MicroBatcher(self._claim_batch, _NO_LIMIT)
+        self._releases: MicroBatcher[tuple[str, str], None] = MicroBatcher(self._release_batch, _NO_LIMIT)
+        # Tokens whose claim was deleted with their value (releases_with): nothing left to write.
+        self._settled: set[str] = set()
         # Keys whose claim was refused: the next attempt reads before it writes (see claim).
         self._refused: set[str] = set()
         self._waiters: dict[str, set[asyncio.Event]] = {}
@@ -73,16 +83,23 @@ class SQLiteLeases:
         return bool(rows) and next(iter(rows))[0] > time.time()
 
     async def _claim_batch(self, batch: list[tuple[str, str, float]]) -> list[bool]:
-        async def job(conn: aiosqlite.Connection) -> dict[str, str]:
+        async def job(conn: aiosqlite.Connection) -> dict[str, str] | None:
             await self._ensure_table(conn)
             now = time.time()
-            await conn.executemany(_CLAIM, [(k, t, now + ttl, now) for k, t, ttl in batch])
+            cursor = await conn.executemany(_CLAIM, [(k, t, now + ttl, now) for k, t, ttl in batch])
             keys = list({k for k, _, _ in batch})
-            marks = ",".join("?" * len(keys))
-            rows = await conn.execute_fetchall(f"SELECT key, token FROM claims WHERE key IN ({marks})", keys)
-            return {row[0]: row[1] for row in rows}
+            if cursor.rowcount == len(batch) == len(keys):
+                return None  # each distinct key's upsert wrote its row: every claim won
+            owners: dict[str, str] = {}
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                rows = await conn.execute_fetchall(_OWNERS.format(",".join("?" * len(chunk))), chunk)
+                owners.update((row[0], row[1]) for row in rows)
+            return owners
 
         owners = await self._store._submit(job)
+        if owners is None:
+            return [True] * len(batch)
         return [owners.get(key) == token for key, token, _ in batch]
 
     async def _ensure_table(self, conn: aiosqlite.Connection) -> None:
@@ -94,6 +111,8 @@ class SQLiteLeases:
 
     async def renew(self, key: str, token: str, ttl: float) -> bool:
         """Push our lease's expiry to now + ``ttl``; ``False`` if the lease is no longer ours."""
+        if token in self._settled:
+            return True  # released with the value: the holder is about to hand it back
 
         async def job(conn: aiosqlite.Connection) -> int:
             await self._ensure_table(conn)
@@ -102,10 +121,28 @@ class SQLiteLeases:
 
         return bool(await self._store._submit(job))
 
+    def releases_with(self, keys: Iterable[str]) -> list[tuple[str, str]]:
+        """``(key, token)`` of the running flight's lease if it is on one of ``keys``, else ``[]``.
+
+        The store deletes these claims in the transaction that writes the keys' values, then
+        calls ``settled``; the holder's ``release`` is left with waking this process's waiters.
+        """
+        held = held_lease(self)
+        if held is None or held[0] not in keys:
+            return []
+        return [held]
+
+    def settled(self, released: list[tuple[str, str]]) -> None:
+        """Note claims that were deleted (committed) together with their keys' values."""
+        self._settled.update(token for _, token in released)
+
     async def release(self, key: str, token: str) -> None:
         """Delete our claim (if still ours) and wake this process's waiters on ``key``."""
         try:
-            await self._releases.submit((key, token))
+            if token in self._settled:
+                self._settled.discard(token)
+            else:
+                await self._releases.submit((key, token))
         finally:
             for event in self._waiters.get(key, ()):
                 event.set()
@@ -113,7 +150,7 @@ class SQLiteLeases:
     async def _release_batch(self, batch: list[tuple[str, str]]) -> list[None]:
         async def job(conn: aiosqlite.Connection) -> None:
             await self._ensure_table(conn)
-            await conn.executemany(_RELEASE, batch)
+            await conn.executemany(RELEASE, batch)
 
         await self._store._submit(job)
         return [None] * len(batch)
