@@ -16,7 +16,8 @@ a pool of workers, several machines on one Redis) a store that offers leases let
 
 While the holder calls, ``held_lease`` tells the store which lease the running flight holds, so that
 a store can release it in the very transaction that stores the key's value (SQLite: one group
-commit, not two; Redis: one round trip). The holder's own ``release`` then only wakes waiters.
+commit, not two; Redis: one round trip) and mark it ``released``; the holder then skips its own
+``release``. Only the flight's own write does this (a context variable, not a key lookup).
 
 A store failure while claiming or waiting degrades to calling through: the lease only saves calls,
 and the same outage is reported (warned once, counted, or raised under ``on_store_error="raise"``)
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import warnings
 from collections.abc import Awaitable, Callable
@@ -39,15 +41,34 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 from ..errors import AgentCacheWarning, BackendError, ConfigurationError
 
-__all__ = ["LeasePolicy", "LeaseStore", "held_lease", "lease_store_of", "run_leased"]
+__all__ = [
+    "HeldLease",
+    "LeasePolicy",
+    "LeaseStore",
+    "held_lease",
+    "lease_store_of",
+    "new_token",
+    "run_leased",
+]
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-# The lease the running flight holds while it calls: (leases, key, token). A context variable, so
-# that only the holder's own write of the key's value carries the release, not another task's.
-_HELD: ContextVar[tuple[object, str, str] | None] = ContextVar("agentcache_held_lease", default=None)
+
+class HeldLease:
+    """The lease a flight holds while it calls; ``released`` once a store let it go with the value."""
+
+    __slots__ = ("key", "leases", "released", "token")
+
+    def __init__(self, leases: object, key: str, token: str) -> None:
+        self.leases, self.key, self.token = leases, key, token
+        self.released = False
+
+
+# A context variable, so that only the holder's own write of the key's value carries the release,
+# not another task's write of the same key.
+_HELD: ContextVar[HeldLease | None] = ContextVar("agentcache_held_lease", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +116,25 @@ def lease_store_of(store: object) -> LeaseStore | None:
     return leases() if callable(leases) else None
 
 
-def held_lease(leases: object) -> tuple[str, str] | None:
-    """``(key, token)`` of the lease on ``leases`` that the running flight holds, else ``None``.
+def new_token() -> str:
+    """A claim's token: 64 random bits, unique enough to tell one holder from the next.
 
-    A store asks this when it writes values, to release the lease with its key's value.
+    Not a secret (it sits in the store for anyone who can read it), so the ``random`` module
+    serves: a ``secrets`` token costs a system call per miss. ``random`` is reseeded in a child
+    after ``fork``, so forked workers do not draw the same tokens.
+    """
+    return f"{random.getrandbits(64):016x}"
+
+
+def held_lease(leases: object) -> HeldLease | None:
+    """The lease on ``leases`` that the running flight holds and has not released, else ``None``.
+
+    A store asks this when it writes values: if it writes ``key``, it may release the lease in
+    the same transaction, then must set ``released`` and wake this process's waiters itself.
     """
     held = _HELD.get()
-    if held is not None and held[0] is leases:
-        return held[1], held[2]
+    if held is not None and held.leases is leases and not held.released:
+        return held
     return None
 
 
@@ -157,8 +189,9 @@ async def _hold(
     recheck: Callable[[], Awaitable[R | None]],
 ) -> R:
     """Call while holding the lease, renewing it; always release it (value stored, failed, cancelled)."""
-    renewer = _Renewer(leases, key, token, policy.ttl)
-    holding = _HELD.set((leases, key, token))
+    held = HeldLease(leases, key, token)
+    renewer = _Renewer(leases, held, policy.ttl)
+    holding = _HELD.set(held)
     try:
         # The previous holder may have stored the value and released between our read and claim.
         found = await recheck()
@@ -168,11 +201,12 @@ async def _hold(
     finally:
         _HELD.reset(holding)
         await renewer.stop()
-        try:
-            # Shielded: a cancelled caller must still hand the lease on, or waiters sit out the ttl.
-            await asyncio.shield(leases.release(key, token))
-        except BackendError as exc:
-            log.debug("releasing the lease on %s failed (it will expire): %s", key, exc)
+        if not held.released:  # else the store released it with the value (held_lease)
+            try:
+                # Shielded: a cancelled caller must still hand the lease on, or waiters sit out the ttl.
+                await asyncio.shield(leases.release(key, token))
+            except BackendError as exc:
+                log.debug("releasing the lease on %s failed (it will expire): %s", key, exc)
 
 
 class _Renewer:
@@ -182,24 +216,27 @@ class _Renewer:
     should not pay for creating and cancelling a task it never needed.
     """
 
-    __slots__ = ("_handle", "_key", "_leases", "_task", "_token", "_ttl")
+    __slots__ = ("_handle", "_held", "_leases", "_task", "_ttl")
 
-    def __init__(self, leases: LeaseStore, key: str, token: str, ttl: float) -> None:
-        self._leases, self._key, self._token, self._ttl = leases, key, token, ttl
+    def __init__(self, leases: LeaseStore, held: HeldLease, ttl: float) -> None:
+        self._leases, self._held, self._ttl = leases, held, ttl
         self._task: asyncio.Task[None] | None = None
         self._handle: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(ttl / 3, self._due)
 
     def _due(self) -> None:
         self._handle = None
-        self._task = asyncio.ensure_future(self._renew())
+        if not self._held.released:
+            self._task = asyncio.ensure_future(self._renew())
 
     async def _renew(self) -> None:
+        held = self._held
         try:
-            if not await self._leases.renew(self._key, self._token, self._ttl):
-                log.warning("lost the lease on %s (paused past its ttl?); another may call too", self._key)
+            if not await self._leases.renew(held.key, held.token, self._ttl):
+                if not held.released:
+                    log.warning("lost the lease on %s (paused past its ttl?); another may call too", held.key)
                 return
         except BackendError as exc:
-            log.debug("renewing the lease on %s failed: %s", self._key, exc)
+            log.debug("renewing the lease on %s failed: %s", held.key, exc)
         self._handle = asyncio.get_running_loop().call_later(self._ttl / 3, self._due)
 
     async def stop(self) -> None:

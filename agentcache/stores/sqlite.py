@@ -372,12 +372,13 @@ class SQLiteStore:
         """Insert or replace; returns once committed (together with concurrent writers)."""
         upsert = _Upsert([_row(key, entry) for key, entry in items])
         leases = self._leases
-        if leases is not None:
-            # A flight holding a key's lease releases it with the key's value: no commit of its own.
-            upsert.releases = leases.releases_with(key for key, _ in items)
+        # A flight holding a key's lease releases it with the key's value: no commit of its own.
+        if leases is None or (held := leases.release_with(key for key, _ in items)) is None:
+            await self._submit(upsert)
+            return
+        upsert.releases = [(held.key, held.token)]
         await self._submit(upsert)
-        if leases is not None and upsert.releases:
-            leases.settled(upsert.releases)
+        leases.released_with_value(held)
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         """Delete entries; return how many existed."""

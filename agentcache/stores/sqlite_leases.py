@@ -5,7 +5,7 @@ concurrent misses claim their keys in one statement of one transaction, not 1,00
 upsert that only replaces an expired row: when the statement changed as many rows as it was given
 distinct keys, every claimant won; otherwise reading the rows back in the same transaction tells
 each whether its token won. A holder's claim is deleted by the transaction that stores its value
-(``releases_with``, called by ``SQLiteStore.set_many``), so a miss costs two group commits (claim,
+(``release_with``, called by ``SQLiteStore.set_many``), so a miss costs two group commits (claim,
 value) shared with every concurrent miss; ``release`` writes only when no value was stored (the
 call failed, or was cancelled). There is no cross-process notification in SQLite, so
 waiters poll (``LeasePolicy``: short first, doubling); a waiter's repeated claim first reads the
@@ -16,7 +16,6 @@ waiters at once. Expiry is wall-clock time, shared by the processes of one machi
 from __future__ import annotations
 
 import asyncio
-import secrets
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING
 import aiosqlite
 
 from .batching import MicroBatcher
-from .leases import held_lease
+from .leases import HeldLease, held_lease, new_token
 
 if TYPE_CHECKING:
     from .sqlite import SQLiteStore
@@ -54,8 +53,6 @@ class SQLiteLeases:
         self._table_ready = False
         self._claims: MicroBatcher[tuple[str, str, float], bool] = MicroBatcher(self._claim_batch, _NO_LIMIT)
         self._releases: MicroBatcher[tuple[str, str], None] = MicroBatcher(self._release_batch, _NO_LIMIT)
-        # Tokens whose claim was deleted with their value (releases_with): nothing left to write.
-        self._settled: set[str] = set()
         # Keys whose claim was refused: the next attempt reads before it writes (see claim).
         self._refused: set[str] = set()
         self._waiters: dict[str, set[asyncio.Event]] = {}
@@ -64,7 +61,7 @@ class SQLiteLeases:
         """A token if we now hold ``key``'s lease (none held, or the holder's expired), else ``None``."""
         if key in self._refused and await self._held_elsewhere(key):
             return None  # a waiter's poll costs a read, not a write transaction
-        token = secrets.token_hex(8)
+        token = new_token()
         won = await self._claims.submit((key, token, ttl))
         if won:
             self._refused.discard(key)
@@ -111,8 +108,6 @@ class SQLiteLeases:
 
     async def renew(self, key: str, token: str, ttl: float) -> bool:
         """Push our lease's expiry to now + ``ttl``; ``False`` if the lease is no longer ours."""
-        if token in self._settled:
-            return True  # released with the value: the holder is about to hand it back
 
         async def job(conn: aiosqlite.Connection) -> int:
             await self._ensure_table(conn)
@@ -121,28 +116,25 @@ class SQLiteLeases:
 
         return bool(await self._store._submit(job))
 
-    def releases_with(self, keys: Iterable[str]) -> list[tuple[str, str]]:
-        """``(key, token)`` of the running flight's lease if it is on one of ``keys``, else ``[]``.
+    def release_with(self, keys: Iterable[str]) -> HeldLease | None:
+        """The running flight's lease if it is on one of ``keys`` (see ``leases.held_lease``).
 
-        The store deletes these claims in the transaction that writes the keys' values, then
-        calls ``settled``; the holder's ``release`` is left with waking this process's waiters.
+        The store deletes its claim in the transaction that writes the keys' values, then calls
+        ``released_with_value``, so that the holder has nothing left to release.
         """
         held = held_lease(self)
-        if held is None or held[0] not in keys:
-            return []
-        return [held]
+        return held if held is not None and held.key in keys else None
 
-    def settled(self, released: list[tuple[str, str]]) -> None:
-        """Note claims that were deleted (committed) together with their keys' values."""
-        self._settled.update(token for _, token in released)
+    def released_with_value(self, held: HeldLease) -> None:
+        """The claim of ``held`` was deleted with its value (committed): wake the key's waiters."""
+        held.released = True
+        for event in self._waiters.get(held.key, ()):
+            event.set()
 
     async def release(self, key: str, token: str) -> None:
         """Delete our claim (if still ours) and wake this process's waiters on ``key``."""
         try:
-            if token in self._settled:
-                self._settled.discard(token)
-            else:
-                await self._releases.submit((key, token))
+            await self._releases.submit((key, token))
         finally:
             for event in self._waiters.get(key, ()):
                 event.set()
