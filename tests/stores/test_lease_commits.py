@@ -1,0 +1,95 @@
+"""What leases cost on SQLite, counted in transactions: they must ride the store's group commits.
+
+A miss under a lease claims the key, calls, stores the value and releases the lease. Concurrent
+misses share each step: one transaction claims every key, and the value's upsert deletes the claim
+in its own transaction. Counted with the writer connection's trace callback (each ``COMMIT``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from agentcache import AgentCache
+from agentcache.stores.leases import LeaseStore, lease_store_of
+from agentcache.stores.sqlite import SQLiteStore
+
+
+async def _traced(store: SQLiteStore) -> list[str]:
+    """Every statement the store's writer connection runs from now on."""
+    statements: list[str] = []
+    assert store._writer is not None
+    await store._writer.set_trace_callback(statements.append)
+    return statements
+
+
+def _commits(statements: list[str]) -> int:
+    return sum(1 for s in statements if s.strip().upper() == "COMMIT")
+
+
+def _leases(store: SQLiteStore) -> LeaseStore:
+    found = lease_store_of(store)
+    assert found is not None
+    return found
+
+
+async def test_a_thousand_concurrent_misses_commit_twice_claims_then_values_with_releases(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "cache.db")
+    async with AgentCache(store) as cache:
+        await cache.get("opens the store")
+        statements = await _traced(store)
+
+        async def call(prompt: str) -> str:
+            return prompt.upper()
+
+        prompts = [f"prompt {i}" for i in range(1_000)]
+        answers = await asyncio.gather(*(cache.get_or_call(p, call) for p in prompts))
+        assert answers == [p.upper() for p in prompts]
+        assert cache.stats.misses == cache.stats.stores == 1_000
+        # One transaction claims all 1,000 keys; one stores all values and deletes all claims.
+        assert _commits(statements) == 2
+        assert sum(s.startswith("DELETE FROM claims") for s in statements) == 1_000
+        assert store._reader is not None
+        left = await store._reader.execute_fetchall("SELECT count(*) FROM claims")
+        assert list(left) == [(0,)]
+
+
+async def test_a_failed_call_still_releases_its_lease_on_its_own(tmp_path: Path) -> None:
+    store, other = SQLiteStore(tmp_path / "cache.db"), SQLiteStore(tmp_path / "cache.db")
+    async with AgentCache(store) as cache:
+
+        async def fails(prompt: str) -> str:
+            raise RuntimeError(prompt)
+
+        try:
+            await cache.get_or_call("prompt", fails)
+        except RuntimeError:
+            pass
+        else:
+            raise AssertionError("the call's exception was swallowed")
+        assert await _leases(other).claim(cache.key("prompt"), 30) is not None
+    await other.aclose()
+
+
+async def test_only_the_holders_own_write_releases_its_lease(tmp_path: Path) -> None:
+    store, other = SQLiteStore(tmp_path / "cache.db"), SQLiteStore(tmp_path / "cache.db")
+    async with AgentCache(store) as cache:
+        called, proceed = asyncio.Event(), asyncio.Event()
+
+        async def slow(prompt: str) -> str:
+            called.set()
+            await proceed.wait()
+            return "from the call"
+
+        flight = asyncio.ensure_future(cache.get_or_call("prompt", slow))
+        await called.wait()
+        # Another task writes the same key: its transaction must not take the holder's lease.
+        await cache.set("prompt", "from set")
+        assert await _leases(other).claim(cache.key("prompt"), 30) is None
+        proceed.set()
+        assert await flight == "from the call"
+        token = await _leases(other).claim(cache.key("prompt"), 30)
+        assert token is not None  # released with the holder's value
+    await other.aclose()
