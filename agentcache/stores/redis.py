@@ -46,6 +46,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from ..errors import BackendError, BackendUnavailableError, ConfigurationError
 from .base import Entry
+from .leases import HeldLease
 from .redis_leases import RedisLeases
 
 __all__ = ["RedisStore", "from_url"]
@@ -120,6 +121,7 @@ class RedisStore:
         self._pending_reads: list[tuple[Sequence[str], asyncio.Future[dict[str, Entry]]]] = []
         self._read_task: asyncio.Task[None] | None = None
         self._pending_writes: list[tuple[Sequence[tuple[str, Entry]], asyncio.Future[None]]] = []
+        self._pending_releases: list[HeldLease] = []  # leases to release with the pending writes
         self._write_task: asyncio.Task[None] | None = None
         # Hit bookkeeping waiting to be flushed: key -> (count, last hit).
         self._hits: dict[str, tuple[int, float]] = {}
@@ -253,17 +255,25 @@ class RedisStore:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending_writes.append((items, future))
+        # A flight holding a key's lease releases it with the key's value, in the same MULTI/EXEC.
+        leases = self._leases
+        held = leases.release_with(key for key, _ in items) if leases is not None else None
+        if held is not None:
+            self._pending_releases.append(held)
         if self._write_task is None:
             self._write_task = asyncio.ensure_future(self._drain_writes())
         await future
+        if held is not None:
+            held.released = True
 
     async def _drain_writes(self) -> None:
         try:
             while self._pending_writes:
                 batch, self._pending_writes = self._pending_writes, []
+                releases, self._pending_releases = self._pending_releases, []
                 try:
                     with self._boundary("set"):
-                        await self._write_raw([item for items, _ in batch for item in items])
+                        await self._write_raw([item for items, _ in batch for item in items], releases)
                 except BaseException as exc:
                     for _, future in batch:
                         if not future.done():
@@ -277,8 +287,11 @@ class RedisStore:
         finally:
             self._write_task = None
 
-    async def _write_raw(self, items: list[tuple[str, Entry]]) -> None:
-        """SET with PX = each entry's lifetime (Redis drops it then); a new entry has no hits yet."""
+    async def _write_raw(self, items: list[tuple[str, Entry]], releases: Sequence[HeldLease] = ()) -> None:
+        """SET with PX = each entry's lifetime (Redis drops it then); a new entry has no hits yet.
+
+        ``releases``: leases to release (and announce) in the same MULTI/EXEC as the values.
+        """
         pipe = self._redis().pipeline(transaction=True)
         for key, entry in items:
             ekey, hkey = self._ekey(key), self._hkey(key)
@@ -291,6 +304,8 @@ class RedisStore:
                 else:
                     pipe.set(ekey, _pack(entry), px=lifetime_ms)
             pipe.delete(hkey)
+        if releases and self._leases is not None:
+            self._leases.queue_release(pipe, list(releases))
         await pipe.execute()
 
     async def delete_many(self, keys: Sequence[str]) -> int:

@@ -6,7 +6,9 @@ act only while the key still holds our token (a late holder never releases a suc
 A release publishes the stored key on ``<prefix>released``; one subscription per store relays it
 to this process's waiters. Messages can be lost (a reconnect, a waiter subscribing just after the
 release): waiters poll regardless (``LeasePolicy``), so a lost message costs latency, never an
-answer. Concurrent claims share one pipeline and concurrent releases one script call.
+answer. Concurrent claims share one pipeline and concurrent releases one script call; a holder's
+lease is released by the MULTI/EXEC that stores its value (``release_with``, called by
+``RedisStore.set_many``), so a stored miss costs no release round trip of its own.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import secrets
+from collections.abc import Iterable
 from contextlib import suppress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
 from .batching import MicroBatcher
+from .leases import HeldLease, held_lease, new_token
 
 if TYPE_CHECKING:
     from .redis import RedisStore
@@ -55,8 +58,8 @@ class RedisLeases:
     def __init__(self, store: RedisStore) -> None:
         self._store = store
         self._channel = f"{store.prefix}released"
-        self._claims: MicroBatcher[tuple[str, str, float], bool] = MicroBatcher(self._claim_batch)
-        self._releases: MicroBatcher[tuple[str, str], None] = MicroBatcher(self._release_batch)
+        self._claims: MicroBatcher[tuple[str, str, float], bool] = MicroBatcher(self._claim_batch, _NO_LIMIT)
+        self._releases: MicroBatcher[tuple[str, str], None] = MicroBatcher(self._release_batch, _NO_LIMIT)
         # This process's waiters: key -> events to set when the key's lease is released.
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._listener: asyncio.Task[None] | None = None
@@ -74,7 +77,7 @@ class RedisLeases:
 
     async def claim(self, key: str, ttl: float) -> str | None:
         """SET NX PX: a token if this caller now holds the lease on ``key``, else ``None``."""
-        token = secrets.token_hex(8)
+        token = new_token()
         won = await self._claims.submit((key, token, ttl))
         return token if won else None
 
@@ -101,12 +104,33 @@ class RedisLeases:
 
     async def _release_batch(self, batch: list[tuple[str, str]]) -> list[None]:
         """One script call releases every lease given back meanwhile, and publishes each."""
-        keys = [self._lkey(key) for key, _ in batch] + [self._channel]
-        args = [token for _, token in batch] + [key for key, _ in batch]
         with self._store._boundary("release lease"):
             client = self._store._redis()
+            keys, args = self._release_arguments(batch)
             await self._store._script(client, _RELEASE_LUA)(keys=keys, args=args)
         return [None] * len(batch)
+
+    def _release_arguments(self, batch: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+        keys = [self._lkey(key) for key, _ in batch] + [self._channel]
+        return keys, [token for _, token in batch] + [key for key, _ in batch]
+
+    def release_with(self, keys: Iterable[str]) -> HeldLease | None:
+        """The running flight's lease if it is on one of ``keys`` (see ``leases.held_lease``).
+
+        The store queues ``queue_release`` in the MULTI/EXEC that writes the keys' values, then
+        sets ``released``, so that the holder has nothing left to release.
+        """
+        held = held_lease(self)
+        return held if held is not None and held.key in keys else None
+
+    def queue_release(self, pipe: Any, helds: list[HeldLease]) -> None:
+        """Add the release (and publication) of ``helds`` to ``pipe``, a pipeline of the store.
+
+        EVAL rather than the registered script: a pipeline holding a script first asks the server
+        whether it knows it, a round trip of its own; the server caches the compiled source anyway.
+        """
+        keys, args = self._release_arguments([(held.key, held.token) for held in helds])
+        pipe.eval(_RELEASE_LUA, len(keys), *keys, *args)
 
     async def wait_released(self, key: str, timeout: float) -> None:
         """Return when ``key``'s lease is released (pub/sub) or after ``timeout`` (polling)."""
@@ -149,6 +173,9 @@ class RedisLeases:
             finally:
                 with suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+_NO_LIMIT = 1 << 62  # every claim (release) waiting shares one pipeline, however many there are
 
 
 def _ms(seconds: float) -> int:
