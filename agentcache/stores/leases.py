@@ -6,7 +6,8 @@ a pool of workers, several machines on one Redis) a store that offers leases let
 1. the flight's leader reads the store and misses;
 2. it tries to ``claim`` the key's lease. The winner re-reads the store (the value may have landed
    between its read and its claim), calls, stores the value, then ``release``\\s the lease, which
-   also wakes waiters. While it calls, a background task ``renew``\\s the lease every ttl/3;
+   also wakes waiters. While it calls, the lease is ``renew``\\ed every ttl/3 (one timer renews
+   all the leases an event loop holds);
 3. everybody else waits (``wait_released``: a notification where the store has one, else a short
    sleep that doubles up to ``poll_max``), re-reads the store, and tries to claim again;
 4. a holder that dies (kill -9) stops renewing, so its lease expires after ``ttl`` and exactly one
@@ -33,8 +34,8 @@ import logging
 import random
 import time
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
@@ -190,7 +191,8 @@ async def _hold(
 ) -> R:
     """Call while holding the lease, renewing it; always release it (value stored, failed, cancelled)."""
     held = HeldLease(leases, key, token)
-    renewer = _Renewer(leases, held, policy.ttl)
+    renewals = _Renewals.of(policy.ttl)
+    renewals.add(held, leases)
     holding = _HELD.set(held)
     try:
         # The previous holder may have stored the value and released between our read and claim.
@@ -200,7 +202,7 @@ async def _hold(
         return await call()
     finally:
         _HELD.reset(holding)
-        await renewer.stop()
+        renewals.discard(held)
         if not held.released:  # else the store released it with the value (held_lease)
             try:
                 # Shielded: a cancelled caller must still hand the lease on, or waiters sit out the ttl.
@@ -209,42 +211,73 @@ async def _hold(
                 log.debug("releasing the lease on %s failed (it will expire): %s", key, exc)
 
 
-class _Renewer:
-    """Renews a held lease every ttl/3 until stopped.
+class _Renewals:
+    """Renews every lease this event loop holds with one ttl, together, every ttl/3 until none is held.
 
-    A timer, not a task, until the first renewal is due: most calls end before it, and a miss
-    should not pay for creating and cancelling a task it never needed.
+    One timer for all of them: a miss only adds its lease to a dict and removes it again, instead
+    of scheduling and cancelling a timer of its own (most calls end long before ttl/3). A lease
+    added just after a round is renewed at the next, at most ttl/3 later, well inside its ttl.
     """
 
-    __slots__ = ("_handle", "_held", "_leases", "_task", "_ttl")
+    __slots__ = ("_handle", "_held", "_task", "_ttl")
 
-    def __init__(self, leases: LeaseStore, held: HeldLease, ttl: float) -> None:
-        self._leases, self._held, self._ttl = leases, held, ttl
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._held: dict[HeldLease, LeaseStore] = {}
+        self._handle: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
-        self._handle: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(ttl / 3, self._due)
+
+    @staticmethod
+    def of(ttl: float) -> _Renewals:
+        """The renewals of the running event loop for leases of ``ttl`` seconds."""
+        by_ttl = _RENEWALS.get(loop := asyncio.get_running_loop())
+        if by_ttl is None:
+            by_ttl = _RENEWALS[loop] = {}
+        renewals = by_ttl.get(ttl)
+        if renewals is None:
+            renewals = by_ttl[ttl] = _Renewals(ttl)
+        return renewals
+
+    def add(self, held: HeldLease, leases: LeaseStore) -> None:
+        self._held[held] = leases
+        if self._handle is None and self._task is None:
+            self._handle = asyncio.get_running_loop().call_later(self._ttl / 3, self._due)
+
+    def discard(self, held: HeldLease) -> None:
+        """Stop renewing ``held``; the last one out stops the timer (and a round in flight)."""
+        self._held.pop(held, None)
+        if not self._held:
+            if self._handle is not None:
+                self._handle.cancel()
+                self._handle = None
+            if self._task is not None:
+                self._task.cancel()
+                self._task = None
 
     def _due(self) -> None:
         self._handle = None
-        if not self._held.released:
-            self._task = asyncio.ensure_future(self._renew())
+        if self._held:
+            self._task = asyncio.ensure_future(self._round(list(self._held.items())))
 
-    async def _renew(self) -> None:
-        held = self._held
+    async def _round(self, held: list[tuple[HeldLease, LeaseStore]]) -> None:
         try:
-            if not await self._leases.renew(held.key, held.token, self._ttl):
+            await asyncio.gather(*(self._renew(lease, leases) for lease, leases in held))
+        finally:
+            if self._task is asyncio.current_task():
+                self._task = None
+            if self._held and self._handle is None and self._task is None:
+                self._handle = asyncio.get_running_loop().call_later(self._ttl / 3, self._due)
+
+    async def _renew(self, held: HeldLease, leases: LeaseStore) -> None:
+        try:
+            if not await leases.renew(held.key, held.token, self._ttl) and held in self._held:
                 if not held.released:
                     log.warning("lost the lease on %s (paused past its ttl?); another may call too", held.key)
-                return
+                self._held.pop(held, None)
         except BackendError as exc:
             log.debug("renewing the lease on %s failed: %s", held.key, exc)
-        self._handle = asyncio.get_running_loop().call_later(self._ttl / 3, self._due)
 
-    async def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+
+_RENEWALS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, _Renewals]] = (
+    weakref.WeakKeyDictionary()
+)

@@ -1,4 +1,4 @@
-"""What leases cost on SQLite, counted in transactions: they must ride the store's group commits.
+"""What leases cost on SQLite, counted in transactions, and that the cheaper paths keep them correct.
 
 A miss under a lease claims the key, calls, stores the value and releases the lease. Concurrent
 misses share each step: one transaction claims every key, and the value's upsert deletes the claim
@@ -11,7 +11,7 @@ import asyncio
 from pathlib import Path
 
 from agentcache import AgentCache
-from agentcache.stores.leases import LeaseStore, lease_store_of
+from agentcache.stores.leases import LeasePolicy, LeaseStore, lease_store_of
 from agentcache.stores.sqlite import SQLiteStore
 
 
@@ -92,4 +92,26 @@ async def test_only_the_holders_own_write_releases_its_lease(tmp_path: Path) -> 
         assert await flight == "from the call"
         token = await _leases(other).claim(cache.key("prompt"), 30)
         assert token is not None  # released with the holder's value
+    await other.aclose()
+
+
+async def test_a_long_call_keeps_its_lease_by_renewal(tmp_path: Path) -> None:
+    store, other = SQLiteStore(tmp_path / "cache.db"), SQLiteStore(tmp_path / "cache.db")
+    policy = LeasePolicy(ttl=0.6)
+    async with AgentCache(store, lease=policy) as cache:
+        called, proceed = asyncio.Event(), asyncio.Event()
+
+        async def slow(prompt: str) -> str:
+            called.set()
+            await proceed.wait()
+            return "answer"
+
+        flights = [asyncio.ensure_future(cache.get_or_call(f"prompt {i}", slow)) for i in range(3)]
+        await called.wait()
+        # Four lease lifetimes: unrenewed, each lease would have expired and been claimable.
+        await asyncio.sleep(4 * policy.ttl)
+        for i in range(3):
+            assert await _leases(other).claim(cache.key(f"prompt {i}"), 30) is None
+        proceed.set()
+        assert await asyncio.gather(*flights) == ["answer"] * 3
     await other.aclose()
