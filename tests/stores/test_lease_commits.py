@@ -1,4 +1,4 @@
-"""What leases cost on SQLite, counted in transactions, and that the cheaper paths keep them correct.
+"""What leases cost, counted in transactions, and that the cheaper paths keep them correct.
 
 A miss under a lease claims the key, calls, stores the value and releases the lease. Concurrent
 misses share each step: one transaction claims every key, and the value's upsert deletes the claim
@@ -10,8 +10,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from agentcache import AgentCache
+from agentcache.stores import open_store
 from agentcache.stores.leases import LeasePolicy, LeaseStore, lease_store_of
+from agentcache.stores.redis import RedisStore
+from agentcache.stores.redis_leases import RedisLeases
 from agentcache.stores.sqlite import SQLiteStore
 
 
@@ -115,3 +120,30 @@ async def test_a_long_call_keeps_its_lease_by_renewal(tmp_path: Path) -> None:
         proceed.set()
         assert await asyncio.gather(*flights) == ["answer"] * 3
     await other.aclose()
+
+
+async def test_redis_releases_leases_in_the_transaction_that_stores_the_values(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(redis_url)
+    assert isinstance(store, RedisStore)
+    separate_releases: list[int] = []
+    release_batch = RedisLeases._release_batch
+
+    async def counted(self: RedisLeases, batch: list[tuple[str, str]]) -> list[None]:
+        separate_releases.append(len(batch))
+        return await release_batch(self, batch)
+
+    monkeypatch.setattr(RedisLeases, "_release_batch", counted)
+    async with AgentCache(store) as cache:
+
+        async def call(prompt: str) -> str:
+            return prompt.upper()
+
+        prompts = [f"prompt {i}" for i in range(200)]
+        assert await asyncio.gather(*(cache.get_or_call(p, call) for p in prompts)) == [
+            p.upper() for p in prompts
+        ]
+        assert separate_releases == []
+        client = store._redis()
+        assert [k async for k in client.scan_iter(match=f"{store.prefix}l:*")] == []
