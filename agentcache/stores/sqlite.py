@@ -425,7 +425,11 @@ class SQLiteStore:
             while self._pending_writes:
                 batch, self._pending_writes = self._pending_writes, []
                 if self._hit_counts:
-                    batch.append((self._flush_hits_job(), asyncio.get_running_loop().create_future()))
+                    # Nobody awaits the hit counts' future: a failure is only logged, never left
+                    # as an exception that was never retrieved.
+                    counted: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                    counted.add_done_callback(_log_failure)
+                    batch.append((self._flush_hits_job(), counted))
                 try:
                     results = await self._commit(batch)
                 except GeneratorExit:
