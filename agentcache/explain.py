@@ -2,7 +2,8 @@
 
 Finding candidates must not read the whole store, so every entry records a coarse **family**
 fingerprint when it is stored (``meta["family"]``, see ``family``): the model, the conversation
-before its last message, and the names of the material's top-level fields, hashed. Two requests
+before its last message, the function name of ``@cache.cached`` keys, and the names of the
+material's top-level fields, hashed. Two requests
 that differ only in sampling settings, in tool definitions, or in the last (or only) message
 share a family. A store that can look a family up (``FamilyIndex``, e.g. SQLite's index) answers
 directly; otherwise, or when the family has no other member, the newest ``scan_limit`` entries of
@@ -22,7 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from .admin import scanning
 from .diff import Change, diff, dissimilarity, render_changes
+from .keys import normalize
 from .stores.base import Entry, Store, namespace_of
 
 __all__ = [
@@ -32,11 +35,14 @@ __all__ = [
     "Nearest",
     "explain",
     "family",
+    "family_of",
     "material_of",
 ]
 
 MODEL_FIELDS = ("model", "model_name", "model_id")
 """Top-level fields of key material that name the model (kept in the family)."""
+
+_IDENTITY_FIELDS = (*MODEL_FIELDS, "fn")  # "fn": the function name in @cache.cached keys
 
 _HISTORY_FIELDS = ("messages", "history")
 _FAMILY_VERSION = b"f1\x00"  # changes whenever the family rule does
@@ -58,16 +64,23 @@ def family(normal: Any) -> str | None:
     """
     if not isinstance(normal, dict):
         return None
-    model = next((normal[name] for name in MODEL_FIELDS if name in normal), None)
+    identity = {name: normal[name] for name in _IDENTITY_FIELDS if name in normal}
     history: Any = None
     for name in _HISTORY_FIELDS:
         messages = normal.get(name)
         if isinstance(messages, list):
             history = messages[:-1]
             break
-    coarse = {"model": model, "history": history, "fields": sorted(normal)}
+    coarse = {"identity": identity, "history": history, "fields": sorted(normal)}
     text = json.dumps(coarse, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(_FAMILY_VERSION + text.encode("ascii")).hexdigest()[:32]
+
+
+def family_of(material: object) -> str | None:
+    """The family of key material as passed to the cache (``None`` for a plain prompt)."""
+    if isinstance(material, str):
+        return None  # the common case, and it has no family: skip normalising it again
+    return family(normalize(material))
 
 
 def material_of(entry: Entry) -> Any:
@@ -107,9 +120,9 @@ class Explanation:
     scan_limit: int
     now: float = field(default_factory=time.time)
 
-    def render(self, *, limit: int = 12) -> str:
+    def render(self, *, limit: int = 12, with_key: bool = True) -> str:
         """A readable report: the key, the nearest recorded entry and the diff."""
-        lines = [f"key      {self.key}"]
+        lines = [f"key      {self.key}"] if with_key else []
         if self.stored is not None:
             state = "expired" if self.stored.is_expired(self.now) else "live"
             lines.append(f"stored   yes ({state}, recorded {_when(self.stored.created_at)})")
@@ -128,7 +141,7 @@ class Explanation:
         lines.extend(_changes_lines(best, limit))
         for other in others:
             count = "?" if other.changes is None else str(len(other.changes))
-            lines.append(f"also     {other.key}  ({count} differences)")
+            lines.append(f"also     {other.key}  ({count} difference(s))")
         if self.without_material:
             lines.append(
                 f"note     {self.without_material} candidate(s) were stored without key material "
@@ -199,7 +212,10 @@ async def explain(
             without_material += entry.material is None
             nearest.append(Nearest(cand_key, entry, None))
             continue
-        nearest.append(Nearest(cand_key, entry, tuple(diff(material_of(entry), normal))))
+        other = material_of(entry)
+        if type(other) is not type(normal):
+            continue  # a prompt and a structured request are unrelated, not "near"
+        nearest.append(Nearest(cand_key, entry, tuple(diff(other, normal))))
     compared = len(nearest)
     nearest.sort(key=Nearest.rank)
     return Explanation(
@@ -224,10 +240,11 @@ async def _candidates(
         if len(members) > 0:
             return members, "family"
     recent: list[tuple[str, Entry]] = []
-    async for item in store.scan(namespace):
-        recent.append(item)
-        if len(recent) >= scan_limit:
-            break
+    async with scanning(store, namespace) as entries:
+        async for item in entries:
+            recent.append(item)
+            if len(recent) >= scan_limit:
+                break
     if fam is not None:
         members = [item for item in recent if item[1].meta.get("family") == fam]
         if members:
