@@ -287,23 +287,23 @@ async def plan_prune(
     max_size: int | None = None,
 ) -> PrunePlan:
     """Choose what to delete: expired entries, entries created before ``older_than``, then the
-    least recently hit (or created, if never hit) until at most ``max_size`` bytes remain."""
+    least recently hit until at most ``max_size`` bytes remain (never-hit entries first, oldest
+    first: an answer nobody asked for twice is the cheapest to lose)."""
     expired: list[str] = []
     old: list[str] = []
-    kept: list[tuple[float, str, int]] = []  # (last used, key, size)
+    kept: list[tuple[float, float, str, int]] = []  # (last hit, created, key, size)
     async for key, entry in store.scan(namespace):
         if entry.is_expired(now):
             expired.append(key)
         elif older_than is not None and entry.created_at < older_than:
             old.append(key)
         else:
-            last_used = max(entry.created_at, entry.last_hit_at or 0.0)
-            kept.append((last_used, key, entry_size(entry)))
-    kept_bytes = sum(size for _, _, size in kept)
+            kept.append((entry.last_hit_at or 0.0, entry.created_at, key, entry_size(entry)))
+    kept_bytes = sum(item[3] for item in kept)
     evicted: list[str] = []
     if max_size is not None and kept_bytes > max_size:
         kept.sort()
-        for _last_used, key, size in kept:
+        for _last_hit, _created, key, size in kept:
             if kept_bytes <= max_size:
                 break
             evicted.append(key)

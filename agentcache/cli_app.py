@@ -214,20 +214,22 @@ def ls(
     if as_json:
         ctx.output.json([_entry_json(key, entry, now) for key, entry in found])
         return
+    # People read ages ("3h ago"); scripts and pipes get absolute UTC times.
+    ages = ctx.output.rich
     rows = [
         [
             _short(key),
             str(entry.meta.get("model") or "-"),
             str(entry.meta.get("label") or "-"),
-            _when(entry.created_at),
-            _expiry(entry, now),
+            _ago(now - entry.created_at) if ages else _when(entry.created_at),
+            _expiry(entry, now, relative=ages),
             str(entry.hits),
             human_bytes(admin.entry_size(entry)),
         ]
         for key, entry in found
     ]
     ctx.output.table(
-        ["key", "model", "label", "recorded (UTC)", "expires", "hits", "size"],
+        ["key", "model", "label", "recorded" if ages else "recorded (UTC)", "expires", "hits", "size"],
         rows,
         numeric=["hits", "size"],
     )
@@ -505,12 +507,20 @@ def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(timestamp))
 
 
-def _expiry(entry: Entry, now: float) -> str:
+def _expiry(entry: Entry, now: float, *, relative: bool = False) -> str:
     if entry.expires_at is None:
         return "never"
     if entry.is_expired(now):
         return "expired"
-    return _when(entry.expires_at)
+    return f"in {_ago(entry.expires_at - now)[:-4]}" if relative else _when(entry.expires_at)
+
+
+def _ago(seconds: float) -> str:
+    """``"42s ago"``, ``"5m ago"``, ``"3h ago"``, ``"12d ago"``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{max(0, int(seconds))}s ago"
 
 
 def _indent(text: str) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -71,13 +72,21 @@ class Output:
     ) -> None:
         """Rows under column headers; ``numeric`` columns are right-aligned."""
         if self.rich:
-            table = Table(title=title, title_justify="left", header_style="bold")
+            table = Table(
+                title=title,
+                title_justify="left",
+                header_style="bold",
+                box=box.SIMPLE_HEAD,
+                pad_edge=False,
+                collapse_padding=True,
+            )
             for i, name in enumerate(columns):
                 # The first column names the row (a key): never cut or wrap it.
                 table.add_column(
                     name,
                     justify="right" if name in numeric else "left",
-                    no_wrap=True,
+                    overflow="fold",  # a narrow terminal wraps a cell, never cuts it
+                    no_wrap=i == 0,
                     min_width=None if i else max([len(name), *(len(row[0]) for row in rows)]),
                 )
             for row in rows:

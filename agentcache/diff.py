@@ -81,7 +81,12 @@ def diff(old: Any, new: Any) -> list[Change]:
 
 
 def _diff(old: Any, new: Any, path: str, out: list[Change]) -> None:
-    if type(old) is type(new) and old == new:
+    # == says True equals 1 inside containers; their JSON text (what is hashed) does not.
+    if (
+        type(old) is type(new)
+        and old == new
+        and (not isinstance(old, (dict, list)) or _texts([old]) == _texts([new]))
+    ):
         return
     if isinstance(old, dict) and isinstance(new, dict):
         for name in sorted(old.keys() | new.keys()):

@@ -1,0 +1,264 @@
+"""Why did this miss? The family index, nearest entries, cache.explain and replay-mode misses.
+
+The pydantic-ai key material here is built from real pydantic-ai objects (messages dumped with
+``ModelMessagesTypeAdapter``, ``ToolDefinition``, settings), shaped like the integration's key
+(model, messages, settings, parameters) with the per-run fields stripped. agentcache/pydantic_ai.py
+was not on main when this was written; once it is, these requests should come from its key
+builder instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter
+from pydantic_ai.messages import (
+    ModelMessagesTypeAdapter,
+    ModelRequest,
+    ModelResponse,
+    SystemPromptPart,
+    TextPart,
+    UserPromptPart,
+)
+from pydantic_ai.models import ModelRequestParameters
+from pydantic_ai.tools import ToolDefinition
+
+from agentcache import AgentCache, CacheMissError
+from agentcache.explain import explain, family, family_of
+from agentcache.keys import normalize, stored_key
+from agentcache.stores.memory import MemoryStore
+from agentcache.stores.sqlite import SQLiteStore
+
+_PER_RUN = {"timestamp", "run_id", "conversation_id"}
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k not in _PER_RUN}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def pai_request(
+    *,
+    question: str = "What is the capital of France?",
+    temperature: float = 0.0,
+    city_schema: dict[str, Any] | None = None,
+    model: str = "openai:gpt-4o",
+) -> dict[str, Any]:
+    """Key material of one pydantic-ai model request, from real pydantic-ai objects."""
+    messages = [
+        ModelRequest(parts=[SystemPromptPart("You are a terse geography tutor."), UserPromptPart(question)]),
+        ModelResponse(parts=[TextPart("Let me check.")]),
+        ModelRequest(parts=[UserPromptPart("Answer in one word.")]),
+    ]
+    schema = city_schema or {"type": "object", "properties": {"city": {"type": "string"}}}
+    parameters = ModelRequestParameters(
+        function_tools=[
+            ToolDefinition(name="lookup", description="Look a city up.", parameters_json_schema=schema)
+        ]
+    )
+    return {
+        "model": model,
+        "messages": _strip(ModelMessagesTypeAdapter.dump_python(messages, mode="json")),
+        "settings": {"temperature": temperature, "max_tokens": 200},
+        "parameters": _strip(TypeAdapter(ModelRequestParameters).dump_python(parameters, mode="json")),
+    }
+
+
+async def answer(key: object) -> str:
+    return "Paris"
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/cache.db"
+
+
+# -- the family fingerprint ------------------------------------------------------------------
+
+
+def test_requests_differing_in_sampling_settings_share_a_family() -> None:
+    assert family_of(pai_request()) == family_of(pai_request(temperature=0.7))
+
+
+def test_requests_differing_in_a_tool_schema_share_a_family() -> None:
+    other = {"type": "object", "properties": {"name": {"type": "string"}}}
+    assert family_of(pai_request()) == family_of(pai_request(city_schema=other))
+
+
+def test_requests_to_another_model_are_another_family() -> None:
+    assert family_of(pai_request()) != family_of(pai_request(model="anthropic:claude-sonnet-4-5"))
+
+
+def test_a_changed_earlier_message_is_another_family() -> None:
+    assert family_of(pai_request()) != family_of(pai_request(question="What is the capital of Peru?"))
+
+
+def test_a_plain_prompt_has_no_family() -> None:
+    assert family_of("hello") is None
+    assert family(normalize(["a", "b"])) is None
+
+
+def test_calls_of_one_cached_function_share_a_family() -> None:
+    one = {"fn": "m.summarise", "args": {"text": "a"}}
+    assert family_of(one) == family_of({"fn": "m.summarise", "args": {"text": "b"}})
+    assert family_of(one) != family_of({"fn": "m.translate", "args": {"text": "a"}})
+
+
+# -- cache.explain ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "shown"),
+    [
+        ({"temperature": 0.7}, "settings.temperature", "0 -> 0.7"),
+        ({"question": "What is the capital of Spain?"}, "messages[0].parts[1].content", "Spain"),
+        (
+            {"city_schema": {"type": "object", "properties": {"city": {"type": "integer"}}}},
+            "parameters.function_tools[0].parameters_json_schema.properties.city.type",
+            '"string" -> "integer"',
+        ),
+    ],
+)
+async def test_explain_names_the_one_path_that_differs(
+    url: str, change: dict[str, Any], path: str, shown: str
+) -> None:
+    store = MemoryStore() if url == "memory://" else url
+    async with AgentCache(store) as cache:
+        await cache.get_or_call(pai_request(), answer)
+        await cache.get_or_call(pai_request(model="openai:gpt-4o-mini", temperature=1.0), answer)
+        result = await cache.explain(pai_request(**change))
+    assert result.stored is None
+    best = result.nearest[0]
+    assert best.key == cache.key(pai_request())
+    assert best.changes is not None
+    assert [c.path for c in best.changes] == [path]
+    assert shown in result.render()
+
+
+async def test_explaining_a_stored_key_says_it_is_stored(url: str) -> None:
+    store = MemoryStore() if url == "memory://" else url
+    async with AgentCache(store) as cache:
+        await cache.get_or_call(pai_request(), answer)
+        result = await cache.explain(pai_request())
+    assert result.stored is not None
+    assert "stored   yes (live" in result.render()
+
+
+async def test_a_prompt_miss_is_explained_from_the_newest_entries(url: str) -> None:
+    store = MemoryStore() if url == "memory://" else url
+    async with AgentCache(store) as cache:
+        await cache.get_or_call("Summarise the report on sales in Europe.", answer)
+        await cache.get_or_call({"fn": "x", "args": {}}, answer)  # not a prompt: not comparable
+        result = await cache.explain("Summarise the report on sales in Asia.")
+    assert result.searched == "recent"
+    assert len(result.nearest) == 1
+    assert "Europe" in result.render()
+    assert "Asia" in result.render()
+
+
+async def test_entries_without_key_material_are_counted_but_not_diffed(url: str) -> None:
+    store = MemoryStore() if url == "memory://" else url
+    async with AgentCache(store, store_key_material=False) as cache:
+        await cache.get_or_call(pai_request(), answer)
+        result = await cache.explain(pai_request(temperature=0.5))
+    assert result.searched == "family"
+    assert result.without_material == 1
+    assert result.nearest[0].changes is None
+    assert "stored without key material" in result.render()
+
+
+async def test_an_empty_namespace_explains_that_nothing_is_near(url: str) -> None:
+    store = MemoryStore() if url == "memory://" else url
+    async with AgentCache(store) as cache:
+        await cache.get_or_call(pai_request(), answer, namespace="other")
+        result = await cache.explain(pai_request())
+    assert result.nearest == ()
+    assert "nearest  none" in result.render()
+
+
+# -- replay mode -----------------------------------------------------------------------------
+
+
+async def test_a_replay_miss_carries_the_nearest_recorded_key_and_the_diff(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/cache.db"
+    async with AgentCache(url) as cache:
+        await cache.get_or_call(pai_request(), answer)
+        recorded = cache.key(pai_request())
+
+    async def must_not_run(key: object) -> str:
+        raise AssertionError("replay mode called upstream")
+
+    async with AgentCache(url, mode="replay") as cache:
+        with pytest.raises(CacheMissError) as caught:
+            await cache.get_or_call(pai_request(temperature=0.7), must_not_run)
+    message = str(caught.value)
+    assert message.startswith(f"replay mode: no recorded entry for {cache.key(pai_request(temperature=0.7))}")
+    assert f"nearest  {recorded}" in message
+    assert "settings.temperature: 0 -> 0.7" in message
+    assert caught.value.explanation is not None
+
+
+async def test_a_replay_miss_on_an_empty_store_still_raises_readably() -> None:
+    async with AgentCache("memory://", mode="replay") as cache:
+        with pytest.raises(CacheMissError, match="nearest  none"):
+            await cache.get_or_call("never recorded", answer)
+
+
+# -- the index keeps explain from scanning ---------------------------------------------------
+
+
+async def test_sqlite_finds_the_family_by_index_beyond_the_scanned_window(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/cache.db"
+    clock = iter(range(1_000_000, 2_000_000))
+    async with AgentCache(url, clock=lambda: float(next(clock))) as cache:
+        await cache.get_or_call(pai_request(), answer)  # the oldest entry
+        for i in range(30):
+            await cache.get_or_call(f"unrelated prompt {i}", answer)
+    store = SQLiteStore(tmp_path / "cache.db")
+    try:
+        normal = normalize(pai_request(temperature=0.9))
+        key = stored_key(pai_request(temperature=0.9), "default")
+        result = await explain(store, key, normal, scan_limit=5)  # the scan would not reach it
+    finally:
+        await store.aclose()
+    assert result.searched == "family"
+    assert [c.path for c in result.nearest[0].changes or ()] == ["settings.temperature"]
+
+
+def test_the_family_lookup_uses_an_index(tmp_path: Path) -> None:
+    async def create() -> None:
+        store = SQLiteStore(tmp_path / "cache.db")
+        await store.open()
+        await store.aclose()
+
+    asyncio.run(create())
+    conn = sqlite3.connect(tmp_path / "cache.db")
+    plan = conn.execute(
+        "EXPLAIN QUERY PLAN SELECT key FROM entries WHERE namespace = ? AND "
+        "json_extract(meta, '$.family') = ? ORDER BY created_at DESC LIMIT 5",
+        ("default", "f"),
+    ).fetchall()
+    conn.close()
+    assert "USING INDEX entries_by_family" in " ".join(str(row[-1]) for row in plan)
+
+
+async def test_explanation_json_lists_changes(url: str) -> None:
+    store = MemoryStore() if url == "memory://" else url
+    async with AgentCache(store) as cache:
+        await cache.get_or_call(pai_request(), answer)
+        result = await cache.explain(pai_request(temperature=0.2))
+    data = json.loads(json.dumps(result.to_json()))
+    assert data["nearest"][0]["changes"] == [
+        {"path": "settings.temperature", "kind": "changed", "old": 0, "new": 0.2}
+    ]
+    assert data["stored"] is False
+    assert time.time() - data["nearest"][0]["created_at"] < 60
