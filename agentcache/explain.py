@@ -71,16 +71,37 @@ def family(normal: Any) -> str | None:
         if isinstance(messages, list):
             history = messages[:-1]
             break
-    coarse = {"identity": identity, "history": history, "fields": sorted(normal)}
-    text = json.dumps(coarse, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(_FAMILY_VERSION + text.encode("ascii")).hexdigest()[:32]
+    return _fingerprint(identity, history, sorted(normal))
 
 
 def family_of(material: object) -> str | None:
-    """The family of key material as passed to the cache (``None`` for a plain prompt)."""
+    """The family of key material as passed to the cache (``None`` for a plain prompt).
+
+    Equal to ``family(normalize(material))``, but a plain dict is not normalised whole: only the
+    few fields the family reads are (it runs on every store, and keys can be large).
+    """
     if isinstance(material, str):
-        return None  # the common case, and it has no family: skip normalising it again
-    return family(normalize(material))
+        return None
+    if type(material) is not dict or not all(
+        type(name) is str and not name.startswith("$") for name in material
+    ):
+        return family(normalize(material))  # models, dataclasses, escaped names: the long way
+    identity = {name: normalize(material[name]) for name in _IDENTITY_FIELDS if name in material}
+    history: Any = None
+    for name in _HISTORY_FIELDS:
+        messages = material.get(name)
+        if type(messages) is list or type(messages) is tuple:
+            history = normalize(list(messages[:-1]))
+            break
+        if messages is not None:
+            return family(normalize(material))  # e.g. a model holding the messages
+    return _fingerprint(identity, history, sorted(material))
+
+
+def _fingerprint(identity: dict[str, Any], history: Any, fields: list[str]) -> str:
+    coarse = {"identity": identity, "history": history, "fields": fields}
+    text = json.dumps(coarse, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(_FAMILY_VERSION + text.encode("ascii")).hexdigest()[:32]
 
 
 def material_of(entry: Entry) -> Any:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from pydantic_ai.messages import (
     ModelMessagesTypeAdapter,
     ModelRequest,
@@ -262,3 +262,25 @@ async def test_explanation_json_lists_changes(url: str) -> None:
     ]
     assert data["stored"] is False
     assert time.time() - data["nearest"][0]["created_at"] < 60
+
+
+class Req(BaseModel):
+    model: str
+    messages: list[str]
+
+
+@pytest.mark.parametrize(
+    "material",
+    [
+        pai_request(),
+        {"model": "m", "messages": ("a", "b", "c"), "settings": {"t": 1.0}},
+        {"model": "m", "history": ["a", {"b": (1, 2)}]},
+        {"model": "m", "messages": {"not": "a list"}},
+        {"$odd": 1, "model": "m", "messages": ["a", "b"]},
+        {"fn": "mod.f", "args": {"x": 1}},
+        {"messages": [b"bytes", 1.0, Req(model="x", messages=["y"])], "model": Req(model="a", messages=[])},
+        Req(model="m", messages=["a", "b"]),
+    ],
+)
+def test_the_fast_family_equals_the_family_of_the_normal_form(material: Any) -> None:
+    assert family_of(material) == family(normalize(material))
