@@ -37,7 +37,7 @@ from .errors import (
     ConfigurationError,
     UnstorableValueError,
 )
-from .explain import Explanation, explain, family_of
+from .explain import Explanation, explain, fingerprints_of
 from .flight import SingleFlight
 from .keys import KEY_VERSION, _str_digest, canonical_json, digest, normalize, validate_namespace
 from .options import (
@@ -492,9 +492,7 @@ class AgentCache:
         meta: dict[str, Any] = dict(describe(value)) if describe is not None else {}
         if label is not None:
             meta.setdefault("label", label)
-        fam = family_of(key)  # the coarse index that lets explain() find near misses
-        if fam is not None:
-            meta["family"] = fam
+        meta.update(fingerprints_of(key))  # what lets explain() find near misses by index
         now = self._clock()
         return Entry(
             value=data,
@@ -558,7 +556,7 @@ class AgentCache:
             created_at=now,
             expires_at=None if ttl_seconds is None else now + ttl_seconds,
             material=canonical_json(key) if self._store_key_material else None,
-            meta={"family": fam} if (fam := family_of(key)) is not None else {},
+            meta=fingerprints_of(key),
         )
         store = await self._usable_store(None)
         if store is not None:

@@ -1,13 +1,21 @@
 """Why did this miss? Find the stored entries nearest to some key material and say what differs.
 
-Finding candidates must not read the whole store, so every entry records a coarse **family**
-fingerprint when it is stored (``meta["family"]``, see ``family``): the model, the conversation
-before its last message, the function name of ``@cache.cached`` keys, and the names of the
-material's top-level fields, hashed. Two requests
-that differ only in sampling settings, in tool definitions, or in the last (or only) message
-share a family. A store that can look a family up (``FamilyIndex``, e.g. SQLite's index) answers
-directly; otherwise, or when the family has no other member, the newest ``scan_limit`` entries of
-the namespace are compared instead, and the explanation says which search it made.
+Finding candidates must not read the whole store, so every entry records two fingerprints in its
+metadata when it is stored (``fingerprints_of``), and stores index them:
+
+- ``conversation``: the messages, exactly. Requests that differ only in the model, sampling
+  settings or tool definitions share it: the nearest entry is found precisely, however many
+  entries the store holds.
+- ``family``: coarser, the model, the messages before the last one, the function name of
+  ``@cache.cached`` keys and the names of the material's top-level fields. Requests that differ
+  only in their last (or only) message share it too. Families can be large (every single-turn
+  case of an eval suite on one model is one family), so only the newest ``family_limit`` members
+  are compared.
+
+A store that can look fingerprints up (``FingerprintIndex``, e.g. SQLite's indexes) answers
+directly; otherwise, or when no other entry shares a fingerprint, the newest ``scan_limit`` entries
+of the namespace are compared instead, and the explanation says which search it made. A plain
+prompt has no fingerprints: it is always explained from the newest entries.
 
 Candidates are ranked by how many paths differ, then by how much (``diff.dissimilarity``), then
 newest first. Entries stored without key material (``store_key_material=False``) can be counted
@@ -29,79 +37,83 @@ from .keys import normalize
 from .stores.base import Entry, Store, namespace_of
 
 __all__ = [
+    "FACETS",
     "MODEL_FIELDS",
     "Explanation",
-    "FamilyIndex",
+    "FingerprintIndex",
     "Nearest",
     "explain",
-    "family",
-    "family_of",
+    "fingerprints",
+    "fingerprints_of",
     "material_of",
 ]
+
+FACETS = ("conversation", "family")
+"""The fingerprints kept in ``Entry.meta`` for explain, finest first."""
 
 MODEL_FIELDS = ("model", "model_name", "model_id")
 """Top-level fields of key material that name the model (kept in the family)."""
 
 _IDENTITY_FIELDS = (*MODEL_FIELDS, "fn")  # "fn": the function name in @cache.cached keys
-
 _HISTORY_FIELDS = ("messages", "history")
-_FAMILY_VERSION = b"f1\x00"  # changes whenever the family rule does
+_VERSION = b"f1\x00"  # changes whenever a fingerprint rule does
 
 
 @runtime_checkable
-class FamilyIndex(Protocol):
-    """An optional store capability: look entries up by their ``meta["family"]`` without a scan."""
+class FingerprintIndex(Protocol):
+    """An optional store capability: look entries up by a fingerprint in ``meta`` without a scan."""
 
-    async def find_family(self, namespace: str, family: str, limit: int) -> list[tuple[str, Entry]]:
-        """Up to ``limit`` entries of ``namespace`` in ``family``, newest first, with material."""
+    async def find_related(
+        self, namespace: str, facet: str, fingerprint: str, limit: int
+    ) -> list[tuple[str, Entry]]:
+        """Up to ``limit`` entries of ``namespace`` whose ``meta[facet]`` is ``fingerprint``,
+        newest first, with their key material; ``facet`` is one of ``FACETS``."""
 
 
-def family(normal: Any) -> str | None:
-    """The coarse family fingerprint of normal-form key material, or ``None`` if it has none.
-
-    Only dict material has one: a plain prompt has no structure to be coarse about, and a miss on
-    one is explained from the newest entries instead.
-    """
+def fingerprints(normal: Any) -> dict[str, str]:
+    """The fingerprints of normal-form key material (none for a plain prompt)."""
     if not isinstance(normal, dict):
-        return None
+        return {}
     identity = {name: normal[name] for name in _IDENTITY_FIELDS if name in normal}
-    history: Any = None
-    for name in _HISTORY_FIELDS:
-        messages = normal.get(name)
-        if isinstance(messages, list):
-            history = messages[:-1]
-            break
-    return _fingerprint(identity, history, sorted(normal))
+    messages = next((normal[name] for name in _HISTORY_FIELDS if isinstance(normal.get(name), list)), None)
+    return _fingerprints(identity, messages, sorted(normal))
 
 
-def family_of(material: object) -> str | None:
-    """The family of key material as passed to the cache (``None`` for a plain prompt).
+def fingerprints_of(material: object) -> dict[str, str]:
+    """The fingerprints of key material as passed to the cache (none for a plain prompt).
 
-    Equal to ``family(normalize(material))``, but a plain dict is not normalised whole: only the
-    few fields the family reads are (it runs on every store, and keys can be large).
+    Equal to ``fingerprints(normalize(material))``, but a plain dict is not normalised whole: only
+    the fields the fingerprints read are (this runs on every store, and keys can be large).
     """
     if isinstance(material, str):
-        return None
+        return {}
     if type(material) is not dict or not all(
         type(name) is str and not name.startswith("$") for name in material
     ):
-        return family(normalize(material))  # models, dataclasses, escaped names: the long way
+        return fingerprints(normalize(material))  # models, dataclasses, escaped names
     identity = {name: normalize(material[name]) for name in _IDENTITY_FIELDS if name in material}
-    history: Any = None
+    messages: Any = None
     for name in _HISTORY_FIELDS:
-        messages = material.get(name)
-        if type(messages) is list or type(messages) is tuple:
-            history = normalize(list(messages[:-1]))
+        value = material.get(name)
+        if type(value) is list or type(value) is tuple:
+            messages = normalize(value)
             break
-        if messages is not None:
-            return family(normalize(material))  # e.g. a model holding the messages
-    return _fingerprint(identity, history, sorted(material))
+        if value is not None:
+            return fingerprints(normalize(material))  # e.g. a model holding the messages
+    return _fingerprints(identity, messages, sorted(material))
 
 
-def _fingerprint(identity: dict[str, Any], history: Any, fields: list[str]) -> str:
-    coarse = {"identity": identity, "history": history, "fields": fields}
+def _fingerprints(identity: dict[str, Any], messages: list[Any] | None, fields: list[str]) -> dict[str, str]:
+    history = None if messages is None else messages[:-1]
+    out = {"family": _hash({"identity": identity, "history": history, "fields": fields})}
+    if messages:
+        out["conversation"] = _hash({"messages": messages})
+    return out
+
+
+def _hash(coarse: dict[str, Any]) -> str:
     text = json.dumps(coarse, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(_FAMILY_VERSION + text.encode("ascii")).hexdigest()[:32]
+    return hashlib.sha256(_VERSION + text.encode("ascii")).hexdigest()[:32]
 
 
 def material_of(entry: Entry) -> Any:
@@ -132,10 +144,10 @@ class Explanation:
 
     key: str
     material_known: bool
-    family: str | None
+    fingerprints: Mapping[str, str]
     stored: Entry | None
     nearest: tuple[Nearest, ...]
-    searched: str  # "family" (the index or a scan found family members) or "recent"
+    searched: str  # "related" (entries sharing a fingerprint) or "recent" (the newest entries)
     compared: int  # candidates compared
     without_material: int  # candidates that could not be compared
     scan_limit: int
@@ -150,12 +162,13 @@ class Explanation:
         if not self.material_known:
             lines.append(
                 "note     this key's material is unknown (stored with key material turned off); "
-                "entries of its family are listed but what differs cannot be shown"
+                "related entries are listed but what differs cannot be shown"
             )
         if not self.nearest:
-            where = "its family" if self.searched == "family" else f"the newest {self.scan_limit}"
             namespace = namespace_of(self.key)
-            lines.append(f"nearest  none: no other entry in {where} of namespace {namespace!r}")
+            lines.append(
+                f"nearest  none: no other entry among the newest {self.scan_limit} of namespace {namespace!r}"
+            )
             return "\n".join(lines)
         best, *others = self.nearest
         lines.append(f"nearest  {best.key}  ({_describe(best.entry, self.now)})")
@@ -169,9 +182,9 @@ class Explanation:
                 "(store_key_material=False): they may be nearer, but cannot be compared"
             )
         how = (
-            "entries of the same family (model, earlier messages, field names)"
-            if self.searched == "family"
-            else f"the newest {self.scan_limit} entries of the namespace (no family match)"
+            "entries with the same messages, or the same model and earlier messages"
+            if self.searched == "related"
+            else f"the newest {self.scan_limit} entries of the namespace (none related)"
         )
         lines.append(f"searched {self.compared} candidate(s): {how}")
         return "\n".join(lines)
@@ -182,7 +195,7 @@ class Explanation:
             "key": self.key,
             "stored": self.stored is not None,
             "material_known": self.material_known,
-            "family": self.family,
+            "fingerprints": dict(self.fingerprints),
             "searched": self.searched,
             "compared": self.compared,
             "without_material": self.without_material,
@@ -214,21 +227,18 @@ async def explain(
     """Explain ``key`` (whose normal-form material is ``normal``) against what ``store`` holds.
 
     When the material is unknown (``material_known=False``), the entry stored under ``key`` lends
-    its family, so its siblings are still listed.
+    its fingerprints, so related entries are still listed.
     """
     now = time.time() if now is None else now
-    namespace = namespace_of(key)
     # now=0.0: nothing counts as expired, so an expired entry under this key is still reported.
     stored = (await store.get_many([key], 0.0))[0]
-    fam = family(normal) if material_known else None
-    if fam is None and stored is not None:
-        fam = stored.meta.get("family")
-    candidates, searched = await _candidates(store, namespace, fam, family_limit, scan_limit)
+    prints = fingerprints(normal) if material_known else {}
+    if not prints and stored is not None:
+        prints = {f: stored.meta[f] for f in FACETS if isinstance(stored.meta.get(f), str)}
+    candidates, searched = await _candidates(store, key, prints, family_limit, scan_limit)
     nearest: list[Nearest] = []
     without_material = 0
     for cand_key, entry in candidates:
-        if cand_key == key:
-            continue
         if entry.material is None or not material_known:
             without_material += entry.material is None
             nearest.append(Nearest(cand_key, entry, None))
@@ -242,7 +252,7 @@ async def explain(
     return Explanation(
         key=key,
         material_known=material_known,
-        family=fam,
+        fingerprints=prints,
         stored=stored,
         nearest=tuple(nearest[:limit]),
         searched=searched,
@@ -254,22 +264,30 @@ async def explain(
 
 
 async def _candidates(
-    store: Store, namespace: str, fam: str | None, family_limit: int, scan_limit: int
+    store: Store, key: str, prints: Mapping[str, str], family_limit: int, scan_limit: int
 ) -> tuple[list[tuple[str, Entry]], str]:
-    if fam is not None and isinstance(store, FamilyIndex):
-        members = await store.find_family(namespace, fam, family_limit)
-        if len(members) > 0:
-            return members, "family"
+    """Entries related to ``key`` by a fingerprint, else the newest of its namespace."""
+    namespace = namespace_of(key)
+    related: dict[str, Entry] = {}
+    if prints and isinstance(store, FingerprintIndex):
+        for facet in FACETS:
+            if facet in prints:
+                found = await store.find_related(namespace, facet, prints[facet], family_limit)
+                for found_key, entry in found:
+                    related.setdefault(found_key, entry)
+        related.pop(key, None)
+        if related:
+            return list(related.items()), "related"
     recent: list[tuple[str, Entry]] = []
     async with scanning(store, namespace) as entries:
         async for item in entries:
-            recent.append(item)
+            if item[0] != key:
+                recent.append(item)
             if len(recent) >= scan_limit:
                 break
-    if fam is not None:
-        members = [item for item in recent if item[1].meta.get("family") == fam]
-        if members:
-            return members[:family_limit], "family"
+    members = [item for item in recent if any(item[1].meta.get(f) == fp for f, fp in prints.items())]
+    if members:
+        return members, "related"
     return recent, "recent"
 
 

@@ -30,7 +30,7 @@ from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.tools import ToolDefinition
 
 from agentcache import AgentCache, CacheMissError
-from agentcache.explain import explain, family, family_of
+from agentcache.explain import explain, fingerprints, fingerprints_of
 from agentcache.keys import normalize, stored_key
 from agentcache.stores.memory import MemoryStore
 from agentcache.stores.sqlite import SQLiteStore
@@ -82,35 +82,55 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/cache.db"
 
 
-# -- the family fingerprint ------------------------------------------------------------------
+# -- the fingerprints ------------------------------------------------------------------------
 
 
-def test_requests_differing_in_sampling_settings_share_a_family() -> None:
-    assert family_of(pai_request()) == family_of(pai_request(temperature=0.7))
+def family(material: Any) -> str:
+    return fingerprints_of(material)["family"]
 
 
-def test_requests_differing_in_a_tool_schema_share_a_family() -> None:
+def conversation(material: Any) -> str | None:
+    return fingerprints_of(material).get("conversation")
+
+
+def test_requests_differing_in_sampling_settings_share_both_fingerprints() -> None:
+    assert fingerprints_of(pai_request()) == fingerprints_of(pai_request(temperature=0.7))
+
+
+def test_requests_differing_in_a_tool_schema_share_both_fingerprints() -> None:
     other = {"type": "object", "properties": {"name": {"type": "string"}}}
-    assert family_of(pai_request()) == family_of(pai_request(city_schema=other))
+    assert fingerprints_of(pai_request()) == fingerprints_of(pai_request(city_schema=other))
 
 
-def test_requests_to_another_model_are_another_family() -> None:
-    assert family_of(pai_request()) != family_of(pai_request(model="anthropic:claude-sonnet-4-5"))
+def test_requests_to_another_model_share_only_the_conversation() -> None:
+    other = pai_request(model="anthropic:claude-sonnet-4-5")
+    assert conversation(pai_request()) == conversation(other)
+    assert family(pai_request()) != family(other)
 
 
-def test_a_changed_earlier_message_is_another_family() -> None:
-    assert family_of(pai_request()) != family_of(pai_request(question="What is the capital of Peru?"))
+def test_a_changed_last_message_shares_only_the_family() -> None:
+    one = {"model": "m", "messages": ["system", "question one"]}
+    two = {"model": "m", "messages": ["system", "question two"]}
+    assert family(one) == family(two)
+    assert conversation(one) != conversation(two)
 
 
-def test_a_plain_prompt_has_no_family() -> None:
-    assert family_of("hello") is None
-    assert family(normalize(["a", "b"])) is None
+def test_a_changed_earlier_message_shares_no_fingerprint() -> None:
+    other = pai_request(question="What is the capital of Peru?")
+    assert family(pai_request()) != family(other)
+    assert conversation(pai_request()) != conversation(other)
+
+
+def test_a_plain_prompt_has_no_fingerprints() -> None:
+    assert fingerprints_of("hello") == {}
+    assert fingerprints(normalize(["a", "b"])) == {}
 
 
 def test_calls_of_one_cached_function_share_a_family() -> None:
     one = {"fn": "m.summarise", "args": {"text": "a"}}
-    assert family_of(one) == family_of({"fn": "m.summarise", "args": {"text": "b"}})
-    assert family_of(one) != family_of({"fn": "m.translate", "args": {"text": "a"}})
+    assert family(one) == family({"fn": "m.summarise", "args": {"text": "b"}})
+    assert family(one) != family({"fn": "m.translate", "args": {"text": "a"}})
+    assert conversation(one) is None
 
 
 # -- cache.explain ---------------------------------------------------------------------------
@@ -170,7 +190,7 @@ async def test_entries_without_key_material_are_counted_but_not_diffed(url: str)
     async with AgentCache(store, store_key_material=False) as cache:
         await cache.get_or_call(pai_request(), answer)
         result = await cache.explain(pai_request(temperature=0.5))
-    assert result.searched == "family"
+    assert result.searched == "related"
     assert result.without_material == 1
     assert result.nearest[0].changes is None
     assert "stored without key material" in result.render()
@@ -230,11 +250,12 @@ async def test_sqlite_finds_the_family_by_index_beyond_the_scanned_window(tmp_pa
         result = await explain(store, key, normal, scan_limit=5)  # the scan would not reach it
     finally:
         await store.aclose()
-    assert result.searched == "family"
+    assert result.searched == "related"
     assert [c.path for c in result.nearest[0].changes or ()] == ["settings.temperature"]
 
 
-def test_the_family_lookup_uses_an_index(tmp_path: Path) -> None:
+@pytest.mark.parametrize("facet", ["family", "conversation"])
+def test_the_fingerprint_lookups_use_an_index(tmp_path: Path, facet: str) -> None:
     async def create() -> None:
         store = SQLiteStore(tmp_path / "cache.db")
         await store.open()
@@ -244,11 +265,55 @@ def test_the_family_lookup_uses_an_index(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "cache.db")
     plan = conn.execute(
         "EXPLAIN QUERY PLAN SELECT key FROM entries WHERE namespace = ? AND "
-        "json_extract(meta, '$.family') = ? ORDER BY created_at DESC LIMIT 5",
+        f"json_extract(meta, '$.{facet}') = ? ORDER BY created_at DESC LIMIT 5",
         ("default", "f"),
     ).fetchall()
     conn.close()
-    assert "USING INDEX entries_by_family" in " ".join(str(row[-1]) for row in plan)
+    assert f"USING INDEX entries_by_{facet}" in " ".join(str(row[-1]) for row in plan)
+
+
+def single_turn(question: str, temperature: float = 0.0) -> dict[str, Any]:
+    return {
+        "model": "openai:gpt-4o",
+        "messages": [{"role": "user", "content": question}],
+        "settings": {"temperature": temperature},
+    }
+
+
+async def test_the_same_conversation_is_found_in_a_family_too_large_to_compare(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/cache.db"
+    clock = iter(range(1_000_000, 2_000_000))
+    async with AgentCache(url, clock=lambda: float(next(clock))) as cache:
+        await cache.get_or_call(single_turn("case 0"), answer)  # the oldest member
+        for i in range(1, 40):  # a single-turn eval suite: one family
+            await cache.get_or_call(single_turn(f"case {i}"), answer)
+    assert len({fingerprints_of(single_turn(f"case {i}"))["family"] for i in range(40)}) == 1
+    store = SQLiteStore(tmp_path / "cache.db")
+    try:
+        wanted = single_turn("case 0", temperature=0.3)
+        result = await explain(
+            store, stored_key(wanted, "default"), normalize(wanted), family_limit=10, scan_limit=10
+        )
+    finally:
+        await store.aclose()
+    assert result.nearest[0].key == stored_key(single_turn("case 0"), "default")
+    assert [c.path for c in result.nearest[0].changes or ()] == ["settings.temperature"]
+
+
+async def test_a_changed_question_is_found_through_the_family(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/cache.db"
+    async with AgentCache(url) as cache:
+        await cache.get_or_call(single_turn("Summarise the report on Europe."), answer)
+        for i in range(20):
+            await cache.get_or_call(f"an unrelated prompt {i}", answer)
+    store = SQLiteStore(tmp_path / "cache.db")
+    try:
+        wanted = single_turn("Summarise the report on Asia.")
+        result = await explain(store, stored_key(wanted, "default"), normalize(wanted), scan_limit=5)
+    finally:
+        await store.aclose()
+    assert result.searched == "related"
+    assert [c.path for c in result.nearest[0].changes or ()] == ["messages[0].content"]
 
 
 async def test_explanation_json_lists_changes(url: str) -> None:
@@ -282,5 +347,5 @@ class Req(BaseModel):
         Req(model="m", messages=["a", "b"]),
     ],
 )
-def test_the_fast_family_equals_the_family_of_the_normal_form(material: Any) -> None:
-    assert family_of(material) == family(normalize(material))
+def test_the_fast_fingerprints_equal_those_of_the_normal_form(material: Any) -> None:
+    assert fingerprints_of(material) == fingerprints(normalize(material))

@@ -77,6 +77,8 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE INDEX IF NOT EXISTS entries_by_namespace ON entries (namespace, created_at);
 CREATE INDEX IF NOT EXISTS entries_by_family
     ON entries (namespace, json_extract(meta, '$.family'), created_at);
+CREATE INDEX IF NOT EXISTS entries_by_conversation
+    ON entries (namespace, json_extract(meta, '$.conversation'), created_at);
 """
 
 _SELECT = (
@@ -87,6 +89,13 @@ _UPSERT = (
     "INSERT OR REPLACE INTO entries (key, namespace, value, created_at, expires_at, "
     "call_seconds, size, material, meta, hits, last_hit_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 )
+# One statement per fingerprint, each matching its index expression exactly (see explain.py).
+_RELATED = {
+    facet: "SELECT key, value, created_at, expires_at, call_seconds, meta, hits, last_hit_at, "
+    f"material FROM entries WHERE namespace = ? AND json_extract(meta, '$.{facet}') = ? "
+    "ORDER BY created_at DESC LIMIT ?"
+    for facet in ("conversation", "family")
+}
 _NOTE_HITS = (
     "UPDATE entries SET hits = hits + ?, last_hit_at = max(coalesce(last_hit_at, 0), ?) WHERE key = ?"
 )
@@ -556,19 +565,18 @@ class SQLiteStore:
 
     # -- optional capabilities (explain and the agentcache command; see admin.py) -------------
 
-    async def find_family(self, namespace: str, family: str, limit: int) -> list[tuple[str, Entry]]:
-        """Up to ``limit`` entries of ``namespace`` whose ``meta["family"]`` is ``family``, newest
-        first, with their key material (an index lookup: explain never scans the table)."""
+    async def find_related(
+        self, namespace: str, facet: str, fingerprint: str, limit: int
+    ) -> list[tuple[str, Entry]]:
+        """Up to ``limit`` entries of ``namespace`` whose ``meta[facet]`` is ``fingerprint``,
+        newest first, with their key material (an index lookup: explain never scans the table)."""
+        if facet not in _RELATED:
+            raise ValueError(f"unknown fingerprint {facet!r}; known: {sorted(_RELATED)}")
         if self._reader is None:
             await self.open()
         assert self._reader is not None
-        sql = (
-            "SELECT key, value, created_at, expires_at, call_seconds, meta, hits, last_hit_at, "
-            "material FROM entries WHERE namespace = ? AND json_extract(meta, '$.family') = ? "
-            "ORDER BY created_at DESC LIMIT ?"
-        )
         with _translated(self.path):
-            rows = await self._reader.execute_fetchall(sql, (namespace, family, limit))
+            rows = await self._reader.execute_fetchall(_RELATED[facet], (namespace, fingerprint, limit))
         return [
             (
                 row[0],
