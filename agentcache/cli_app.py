@@ -40,7 +40,7 @@ class _Context:
     store: Store | None  # given by the embedding program; not opened or closed here
 
     def run(self, work: Callable[[Store], Awaitable[T]], *, create: bool = False) -> T:
-        """Open the store, run ``work`` on it, close it; agentcache errors become click errors."""
+        """Open the store, run ``work`` on it, close it (``run`` reports agentcache errors)."""
         return asyncio.run(self._run(work, create))
 
     async def _run(self, work: Callable[[Store], Awaitable[T]], create: bool) -> T:
@@ -342,8 +342,15 @@ def explain_command(
     result = ctx.run(work)
     if as_json:
         ctx.output.json(result.to_json())
-    else:
-        ctx.output.line(result.render())
+        return
+    for line in result.render().splitlines():
+        ctx.output.line(
+            line, style=_EXPLAIN_STYLES.get(line[:9].strip(), "yellow" if " -> " in line else None)
+        )
+
+
+# Colours of the explain report's lines on a terminal, by their leading word.
+_EXPLAIN_STYLES = {"nearest": "bold green", "differs": "bold", "note": "magenta", "searched": "dim"}
 
 
 # -- deleting --------------------------------------------------------------------------------
