@@ -27,6 +27,7 @@ __all__ = [
     "StatsRow",
     "Vacuumable",
     "entry_size",
+    "find_entry",
     "parse_age",
     "parse_size",
     "plan_prune",
@@ -159,14 +160,33 @@ async def resolve_keys(store: Store, refs: Iterable[str]) -> dict[str, str]:
     """Map each reference (a full stored key, or a prefix of its hash) to one stored key.
 
     A prefix must be at least ``MIN_PREFIX`` characters and match exactly one entry, else
-    ``ConfigurationError`` says which reference failed and why.
+    ``ConfigurationError`` says which reference failed and why. Prefixes cost one scan.
     """
-    refs = list(refs)
-    resolved: dict[str, str] = {}
+    return {ref: key for ref, (key, _entry) in (await _resolve(store, list(refs))).items()}
+
+
+async def find_entry(store: Store, ref: str) -> tuple[str, Entry]:
+    """The stored key and entry a reference names, with its key material where it was stored."""
+    ((key, entry),) = (await _resolve(store, [ref])).values()
+    if entry is None:
+        (entry,) = await store.get_many([key], 0.0)  # 0.0: show expired entries too
+        if entry is None:
+            raise ConfigurationError(f"no entry {key}")
+    if entry.material is None:  # some stores (SQLite) leave the material out of get_many
+        async with scanning(store, namespace_of(key)) as entries:
+            async for found_key, found in entries:
+                if found_key == key:
+                    return key, found
+    return key, entry
+
+
+async def _resolve(store: Store, refs: list[str]) -> dict[str, tuple[str, Entry | None]]:
+    """ref -> (key, the entry if a scan found it anyway)."""
+    resolved: dict[str, tuple[str, Entry | None]] = {}
     partial: list[str] = []
     for ref in refs:
         if _FULL_KEY.match(ref):
-            resolved[ref] = ref
+            resolved[ref] = (ref, None)
         elif len(ref.rsplit(":", 1)[-1]) < MIN_PREFIX:
             raise ConfigurationError(
                 f"{ref!r} is too short to name an entry: give the full key or at least "
@@ -174,20 +194,22 @@ async def resolve_keys(store: Store, refs: Iterable[str]) -> dict[str, str]:
             )
         else:
             partial.append(ref)
-    if partial:
-        matches: dict[str, list[str]] = {ref: [] for ref in partial}
-        async for key, _entry in store.scan(None):
+    if not partial:
+        return resolved
+    matches: dict[str, list[tuple[str, Entry]]] = {ref: [] for ref in partial}
+    async with scanning(store, None) as entries:
+        async for key, entry in entries:
             digest = key.rsplit(":", 1)[-1]
             for ref in partial:
                 if key.startswith(ref) or digest.startswith(ref):
-                    matches[ref].append(key)
-        for ref, found in matches.items():
-            if not found:
-                raise ConfigurationError(f"no entry matches {ref!r}")
-            if len(found) > 1:
-                shown = ", ".join(found[:5])
-                raise ConfigurationError(f"{ref!r} is ambiguous: it matches {shown}")
-            resolved[ref] = found[0]
+                    matches[ref].append((key, entry))
+    for ref, found in matches.items():
+        if not found:
+            raise ConfigurationError(f"no entry matches {ref!r}")
+        if len(found) > 1:
+            shown = ", ".join(key for key, _ in found[:5])
+            raise ConfigurationError(f"{ref!r} is ambiguous: it matches {shown}")
+        resolved[ref] = found[0]
     return resolved
 
 

@@ -245,11 +245,7 @@ def show(key: str, as_json: bool) -> None:
     ctx, now = _ctx(), time.time()
 
     async def work(store: Store) -> tuple[str, Entry]:
-        resolved = (await admin.resolve_keys(store, [key]))[key]
-        entry = await _full_entry(store, resolved)
-        if entry is None:
-            raise ConfigurationError(f"no entry {resolved}")
-        return resolved, entry
+        return await admin.find_entry(store, key)
 
     resolved, entry = ctx.run(work)
     record = _entry_json(resolved, entry, now)
@@ -278,18 +274,6 @@ def show(key: str, as_json: bool) -> None:
         out.line(f"  (cannot be decoded: {record['value_error']})")
     else:
         out.line(_indent(json.dumps(record["value"], indent=2, ensure_ascii=False)))
-
-
-async def _full_entry(store: Store, key: str) -> Entry | None:
-    """The entry with its key material (some stores leave it out of ``get_many``)."""
-    (entry,) = await store.get_many([key], 0.0)
-    if entry is None or entry.material is not None:
-        return entry
-    async with admin.scanning(store, namespace_of(key)) as entries:
-        async for found_key, found in entries:
-            if found_key == key:
-                return found
-    return entry
 
 
 # -- explain ---------------------------------------------------------------------------------
@@ -330,10 +314,7 @@ def explain_command(
 
     async def work(store: Store) -> Explanation:
         if stored is not None:
-            key = (await admin.resolve_keys(store, [stored]))[stored]
-            entry = await _full_entry(store, key)
-            if entry is None:
-                raise ConfigurationError(f"no entry {key}")
+            key, entry = await admin.find_entry(store, stored)
             known = entry.material is not None
             return await explain(store, key, material_of(entry), material_known=known, limit=limit)
         key = stored_key(material, namespace)
