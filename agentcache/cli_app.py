@@ -308,7 +308,7 @@ def explain_command(
                 material = json.loads(raw)
             except json.JSONDecodeError as exc:
                 raise click.UsageError(
-                    f"{source.name} is not JSON ({exc}); pass --text for a plain prompt"
+                    f"{_name(source)} is not JSON ({exc}); pass --text for a plain prompt"
                 ) from None
         validate_namespace(namespace)
 
@@ -449,7 +449,7 @@ def import_command(file: Any, overwrite: bool) -> None:
     ctx, now = _ctx(), time.time()
     lines = file.readlines()
     with ctx.output.progress("checking", len(lines)) as advance:
-        entries = transfer.read_export(lines, file.name, progress=advance)
+        entries = transfer.read_export(lines, _name(file), progress=advance)
 
     async def work(store: Store) -> transfer.ImportResult:
         with ctx.output.status(f"writing {len(entries)} entries"):
@@ -513,3 +513,8 @@ def _ago(seconds: float) -> str:
 
 def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
+
+
+def _name(stream: Any) -> str:
+    name = getattr(stream, "name", None)
+    return name if isinstance(name, str) else "<stdin>"

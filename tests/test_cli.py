@@ -507,3 +507,15 @@ def test_without_the_cli_extra_the_command_prints_the_install_hint() -> None:
     )
     assert done.returncode == 2
     assert INSTALL_HINT in done.stderr
+
+
+def test_export_to_stdout_imports_from_stdin(
+    filled: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dump = filled("export", "-").out
+    target = filled.fresh("piped")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(dump))
+    result = target("import", "-")
+    assert result.code == 0, result.err
+    assert "imported 2 entries" in result.err
+    assert _gets(target, LOOKUPS) == _gets(filled, LOOKUPS)
