@@ -171,8 +171,10 @@ def digest_of_canonical(text: str) -> str:
     """The digest of key material given as its canonical JSON text (``Entry.material``)."""
     normal = json.loads(text)
     if type(normal) is str:
-        return hashlib.sha256(_STR_TAG + normal.encode("utf-8", "surrogatepass")).hexdigest()
-    return hashlib.sha256(_JSON_TAG + text.encode("ascii")).hexdigest()
+        return _str_digest(normal)
+    hasher = _JSON_HASHER.copy()
+    hasher.update(text.encode("ascii"))
+    return hasher.hexdigest()
 
 
 def stored_key(material: object, namespace: str) -> str:
