@@ -1,7 +1,8 @@
 """The ``agentcache`` command, in-process (``main([...])`` with captured output) on every store.
 
 memory:// lives in one process, so its commands run against a store handed to ``main(store=...)``;
-SQLite runs through ``--url`` exactly as a shell would. One test runs the real console script.
+SQLite and Redis (a key prefix per test) run through ``--url`` exactly as a shell would. One test
+runs the real console script.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,9 @@ from pydantic import BaseModel
 from agentcache import AgentCache
 from agentcache.cli import INSTALL_HINT, main
 from agentcache.stores.memory import MemoryStore
+from tests.stores.conftest import REDIS_URL, delete_prefix, require_redis
+
+KINDS = ["memory", "sqlite", "redis"]
 
 
 class Summary(BaseModel):
@@ -39,13 +44,18 @@ class Result:
 
 
 class Cli:
-    """Runs the command against one store, memory:// or SQLite."""
+    """Runs the command against one store: memory://, SQLite, or Redis (a key prefix of its own)."""
 
-    def __init__(self, kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def __init__(self, kind: str, folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
         self.kind = kind
-        self.path = tmp_path / f"{kind}.db"
+        self.path = folder / f"{kind}.db"
         self.memory = MemoryStore() if kind == "memory" else None
-        self.url = f"sqlite:///{self.path}"
+        self.prefix = f"agentcache-cli-test:{uuid.uuid4().hex[:12]}:"
+        if kind == "redis":
+            require_redis()
+            self.url = f"{REDIS_URL}?prefix={self.prefix}"
+        else:
+            self.url = f"sqlite:///{self.path}"
         self._capsys = capsys
 
     def __call__(self, *args: str) -> Result:
@@ -57,17 +67,27 @@ class Cli:
     def cache(self, **options: Any) -> AgentCache:
         return AgentCache(self.memory if self.memory is not None else self.url, **options)
 
-    def fresh(self, name: str) -> Cli:
-        other = Cli(self.kind, self.path.parent / name, self._capsys)
-        other.path.parent.mkdir(exist_ok=True)
-        other.path = other.path.parent / f"{self.kind}.db"
-        other.url = f"sqlite:///{other.path}"
-        return other
+
+@pytest.fixture
+def make_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[str, str], Cli]]:
+    """Builds Clis in their own folders; deletes their Redis keys afterwards."""
+    made: list[Cli] = []
+
+    def make(kind: str, name: str = "store") -> Cli:
+        folder = tmp_path / name
+        folder.mkdir(exist_ok=True)
+        made.append(Cli(kind, folder, capsys))
+        return made[-1]
+
+    yield make
+    for cli in made:
+        if cli.kind == "redis":
+            asyncio.run(delete_prefix(cli.prefix))
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def cli(request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(request.param, tmp_path, capsys)
+@pytest.fixture(params=KINDS)
+def cli(request: pytest.FixtureRequest, make_cli: Callable[[str, str], Cli]) -> Cli:
+    return make_cli(request.param, "store")
 
 
 def request_material(temperature: float = 0.0, question: str = "Capital of France?") -> dict[str, Any]:
@@ -126,7 +146,7 @@ def test_stats_totals_entries_hits_and_what_they_saved(filled: Cli) -> None:
     assert data["by_label"]["writer"]["entries"] == 1
     assert data["by_namespace"]["archive"]["entries"] == 1
     assert data["by_model"]["gpt-4o"]["saved_calls"] == 2
-    assert (data["disk_bytes"] is None) == (filled.kind == "memory")
+    assert (data["disk_bytes"] is None) == (filled.kind != "sqlite")  # only a file has a size
 
 
 def test_stats_since_leaves_out_older_entries(filled: Cli) -> None:
@@ -335,13 +355,16 @@ def test_vacuum_gives_space_back_where_the_store_can(cli: Cli) -> None:
 
     asyncio.run(fill())
     cli("clear", "--yes")
+    before = json.loads(cli("stats", "--json").out)["disk_bytes"]
     result = cli("vacuum")
     assert result.code == 0, result.err
-    if cli.kind == "memory":
+    if cli.kind != "sqlite":
         assert "nothing to vacuum" in result.err
-    else:
-        before, after = result.err.split(": ")[1].split(" -> ")
-        assert float(after.split()[0]) < float(before.split()[0]) or "MB" in before
+        return
+    after = json.loads(cli("stats", "--json").out)["disk_bytes"]
+    assert before > 1_000_000  # 200 answers of 8 kB were written
+    assert after < before / 10
+    assert result.err.startswith(f"vacuumed {cli.url}: ")
 
 
 def test_reading_a_missing_sqlite_file_does_not_create_it(
@@ -375,16 +398,15 @@ LOOKUPS: list[tuple[Any, str | None, Any]] = [
 ]
 
 
-@pytest.mark.parametrize("target_kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("target_kind", KINDS)
 def test_export_then_import_into_a_fresh_store_gives_identical_gets(
-    filled: Cli, target_kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    filled: Cli, target_kind: str, tmp_path: Path, make_cli: Callable[[str, str], Cli]
 ) -> None:
     dump = tmp_path / "warm.jsonl"
     result = filled("export", str(dump))
     assert result.code == 0, result.err
     assert "exported 2 entries" in result.err  # the expired one is not exported
-    target = Cli(target_kind, tmp_path / "target", capsys)
-    (tmp_path / "target").mkdir()
+    target = make_cli(target_kind, "target")
     imported = target("import", str(dump))
     assert imported.code == 0, imported.err
     assert "imported 2 entries" in imported.err
@@ -434,7 +456,7 @@ def _corrupt(lines: list[str], how: str) -> str:
     ],
 )
 def test_a_corrupt_import_names_the_line_and_imports_nothing(
-    filled: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str, line: int, reason: str
+    filled: Cli, tmp_path: Path, make_cli: Callable[[str, str], Cli], how: str, line: int, reason: str
 ) -> None:
     dump = tmp_path / "warm.jsonl"
     filled("export", str(dump))
@@ -442,8 +464,7 @@ def test_a_corrupt_import_names_the_line_and_imports_nothing(
     lines = [lines[0], *sorted(lines[1:-1], key=lambda s: 'material":{' not in s), lines[-1]]
     bad = tmp_path / "bad.jsonl"
     bad.write_text(_corrupt(lines, how))
-    target = Cli(filled.kind, tmp_path / "target", capsys)
-    (tmp_path / "target").mkdir()
+    target = make_cli(filled.kind, "target")
     result = target("import", str(bad))
     assert result.code == 1
     assert f"bad.jsonl:{line}: " in result.err
@@ -471,8 +492,8 @@ def _script() -> str:
 
 
 @pytest.fixture
-def sqlite_filled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Cli]:
-    cli = Cli("sqlite", tmp_path, capsys)
+def sqlite_filled(make_cli: Callable[[str, str], Cli]) -> Iterator[Cli]:
+    cli = make_cli("sqlite", "store")
     asyncio.run(_fill(cli))
     return cli
 
@@ -510,10 +531,10 @@ def test_without_the_cli_extra_the_command_prints_the_install_hint() -> None:
 
 
 def test_export_to_stdout_imports_from_stdin(
-    filled: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    filled: Cli, make_cli: Callable[[str, str], Cli], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dump = filled("export", "-").out
-    target = filled.fresh("piped")
+    target = make_cli(filled.kind, "piped")
     monkeypatch.setattr(sys, "stdin", io.StringIO(dump))
     result = target("import", "-")
     assert result.code == 0, result.err

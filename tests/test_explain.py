@@ -1,10 +1,7 @@
-"""Why did this miss? The family index, nearest entries, cache.explain and replay-mode misses.
+"""Why did this miss? Fingerprints, nearest entries, cache.explain and replay-mode misses.
 
-The pydantic-ai key material here is built from real pydantic-ai objects (messages dumped with
-``ModelMessagesTypeAdapter``, ``ToolDefinition``, settings), shaped like the integration's key
-(model, messages, settings, parameters) with the per-run fields stripped. agentcache/pydantic_ai.py
-was not on main when this was written; once it is, these requests should come from its key
-builder instead.
+The structured key material is real pydantic-ai key material: the integration's ``request_key``
+applied to pydantic-ai messages, settings and tool definitions.
 """
 
 from __future__ import annotations
@@ -13,13 +10,14 @@ import asyncio
 import json
 import sqlite3
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 from pydantic_ai.messages import (
-    ModelMessagesTypeAdapter,
     ModelRequest,
     ModelResponse,
     SystemPromptPart,
@@ -27,23 +25,16 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models import ModelRequestParameters
+from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 
 from agentcache import AgentCache, CacheMissError
 from agentcache.explain import explain, fingerprints, fingerprints_of
 from agentcache.keys import normalize, stored_key
+from agentcache.pydantic_ai import request_key
 from agentcache.stores.memory import MemoryStore
 from agentcache.stores.sqlite import SQLiteStore
-
-_PER_RUN = {"timestamp", "run_id", "conversation_id"}
-
-
-def _strip(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k not in _PER_RUN}
-    if isinstance(value, list):
-        return [_strip(v) for v in value]
-    return value
+from tests.stores.conftest import REDIS_URL, delete_prefix, require_redis
 
 
 def pai_request(
@@ -65,21 +56,23 @@ def pai_request(
             ToolDefinition(name="lookup", description="Look a city up.", parameters_json_schema=schema)
         ]
     )
-    return {
-        "model": model,
-        "messages": _strip(ModelMessagesTypeAdapter.dump_python(messages, mode="json")),
-        "settings": {"temperature": temperature, "max_tokens": 200},
-        "parameters": _strip(TypeAdapter(ModelRequestParameters).dump_python(parameters, mode="json")),
-    }
+    settings: ModelSettings = {"temperature": temperature, "max_tokens": 200}
+    return request_key(messages, settings, parameters, model_id=model)
 
 
 async def answer(key: object) -> str:
     return "Paris"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/cache.db"
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param != "redis":
+        yield "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/cache.db"
+        return
+    require_redis()
+    prefix = f"agentcache-explain-test:{uuid.uuid4().hex[:12]}:"
+    yield f"{REDIS_URL}?prefix={prefix}"
+    asyncio.run(delete_prefix(prefix))
 
 
 # -- the fingerprints ------------------------------------------------------------------------
@@ -349,3 +342,27 @@ class Req(BaseModel):
 )
 def test_the_fast_fingerprints_equal_those_of_the_normal_form(material: Any) -> None:
     assert fingerprints_of(material) == fingerprints(normalize(material))
+
+
+async def test_an_agent_run_that_misses_in_replay_says_which_setting_changed(tmp_path: Path) -> None:
+    from pydantic_ai import Agent
+    from pydantic_ai.messages import ModelMessage
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+    from agentcache.pydantic_ai import CachedModel
+
+    async def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[TextPart("Paris")])
+
+    url = f"sqlite:///{tmp_path}/cache.db"
+    model = FunctionModel(respond, model_name="scripted")
+    async with AgentCache(url) as cache:
+        agent = Agent(CachedModel(model, cache=cache), instructions="Answer in one word.")
+        await agent.run("Capital of France?", model_settings={"temperature": 0.0})
+    async with AgentCache(url, mode="replay") as replay:
+        agent = Agent(CachedModel(model, cache=replay), instructions="Answer in one word.")
+        assert (await agent.run("Capital of France?", model_settings={"temperature": 0.0})).output == "Paris"
+        with pytest.raises(CacheMissError) as caught:
+            await agent.run("Capital of France?", model_settings={"temperature": 0.9})
+    assert "settings.temperature: 0 -> 0.9" in str(caught.value)
+    assert "differs  1 path(s)" in str(caught.value)
