@@ -167,7 +167,8 @@ class Explanation:
         if not self.nearest:
             namespace = namespace_of(self.key)
             lines.append(
-                f"nearest  none: no other entry among the newest {self.scan_limit} of namespace {namespace!r}"
+                f"nearest  none: nothing comparable among the newest {self.scan_limit} entries "
+                f"of namespace {namespace!r}"
             )
             return "\n".join(lines)
         best, *others = self.nearest
@@ -182,7 +183,7 @@ class Explanation:
                 "(store_key_material=False): they may be nearer, but cannot be compared"
             )
         how = (
-            "entries with the same messages, or the same model and earlier messages"
+            "entries with the same messages, or the same model (or function) and earlier messages"
             if self.searched == "related"
             else f"the newest {self.scan_limit} entries of the namespace (none related)"
         )
