@@ -75,3 +75,18 @@ async def test_prune_plans_expired_then_old_then_least_recently_hit() -> None:
     assert plan.old == [_key("02")]
     assert plan.evicted == [_key("05"), _key("04")]  # never hit first, then the least recently hit
     assert plan.kept_bytes == 100
+
+
+async def test_memory_counts_every_hit_of_a_mutable_answer() -> None:
+    # stats and prune read these counts; re-remembering the same entry must not reset them.
+    from agentcache import AgentCache
+
+    store = MemoryStore()
+
+    async def answer(key: object) -> dict[str, int]:
+        return {"x": 1}
+
+    async with AgentCache(store) as cache:
+        for _ in range(4):
+            await cache.get_or_call({"q": 1}, answer)
+    assert [entry.hits async for _key, entry in store.scan()] == [3]
