@@ -33,7 +33,7 @@ from agentcache.explain import explain, fingerprints, fingerprints_of
 from agentcache.keys import normalize, stored_key
 from agentcache.pydantic_ai import request_key
 from agentcache.stores.memory import MemoryStore
-from agentcache.stores.sqlite import SQLiteStore
+from agentcache.stores.sqlite import _RELATED, SQLiteStore
 from tests.stores.conftest import REDIS_URL, delete_prefix, require_redis
 
 
@@ -256,11 +256,7 @@ def test_the_fingerprint_lookups_use_an_index(tmp_path: Path, facet: str) -> Non
 
     asyncio.run(create())
     conn = sqlite3.connect(tmp_path / "cache.db")
-    plan = conn.execute(
-        "EXPLAIN QUERY PLAN SELECT key FROM entries WHERE namespace = ? AND "
-        f"json_extract(meta, '$.{facet}') = ? ORDER BY created_at DESC LIMIT 5",
-        ("default", "f"),
-    ).fetchall()
+    plan = conn.execute(f"EXPLAIN QUERY PLAN {_RELATED[facet]}", ("default", "f", 5)).fetchall()
     conn.close()
     assert f"USING INDEX entries_by_{facet}" in " ".join(str(row[-1]) for row in plan)
 

@@ -75,10 +75,10 @@ CREATE TABLE IF NOT EXISTS entries (
     last_hit_at  REAL
 );
 CREATE INDEX IF NOT EXISTS entries_by_namespace ON entries (namespace, created_at);
-CREATE INDEX IF NOT EXISTS entries_by_family
-    ON entries (namespace, json_extract(meta, '$.family'), created_at);
-CREATE INDEX IF NOT EXISTS entries_by_conversation
-    ON entries (namespace, json_extract(meta, '$.conversation'), created_at);
+CREATE INDEX IF NOT EXISTS entries_by_family ON entries
+    (namespace, CASE WHEN json_valid(meta) THEN json_extract(meta, '$.family') END, created_at);
+CREATE INDEX IF NOT EXISTS entries_by_conversation ON entries
+    (namespace, CASE WHEN json_valid(meta) THEN json_extract(meta, '$.conversation') END, created_at);
 """
 
 _SELECT = (
@@ -89,12 +89,15 @@ _UPSERT = (
     "INSERT OR REPLACE INTO entries (key, namespace, value, created_at, expires_at, "
     "call_seconds, size, material, meta, hits, last_hit_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 )
-# One statement per fingerprint, each matching its index expression exactly (see explain.py).
+# One statement per fingerprint (explain.py), each repeating its index's expression exactly; the
+# json_valid guard keeps a damaged meta from failing writes (an index expression runs on write).
 _RELATED = {
-    facet: "SELECT key, value, created_at, expires_at, call_seconds, meta, hits, last_hit_at, "
-    f"material FROM entries WHERE namespace = ? AND json_extract(meta, '$.{facet}') = ? "
-    "ORDER BY created_at DESC LIMIT ?"
-    for facet in ("conversation", "family")
+    "conversation": "SELECT key, value, created_at, expires_at, call_seconds, meta, hits, "
+    "last_hit_at, material FROM entries WHERE namespace = ? AND CASE WHEN json_valid(meta) THEN "
+    "json_extract(meta, '$.conversation') END = ? ORDER BY created_at DESC LIMIT ?",
+    "family": "SELECT key, value, created_at, expires_at, call_seconds, meta, hits, "
+    "last_hit_at, material FROM entries WHERE namespace = ? AND CASE WHEN json_valid(meta) THEN "
+    "json_extract(meta, '$.family') END = ? ORDER BY created_at DESC LIMIT ?",
 }
 _NOTE_HITS = (
     "UPDATE entries SET hits = hits + ?, last_hit_at = max(coalesce(last_hit_at, 0), ?) WHERE key = ?"
