@@ -37,8 +37,9 @@ from .errors import (
     ConfigurationError,
     UnstorableValueError,
 )
+from .explain import Explanation, explain, fingerprints_of
 from .flight import SingleFlight
-from .keys import KEY_VERSION, _str_digest, canonical_json, digest, validate_namespace
+from .keys import KEY_VERSION, _str_digest, canonical_json, digest, normalize, validate_namespace
 from .options import (
     Mode,
     OnStoreError,
@@ -405,7 +406,7 @@ class AgentCache:
             if found is not None:
                 return found
         if mode is Mode.REPLAY:
-            raise CacheMissError(skey, key)
+            raise CacheMissError(skey, key, await self._explain_miss(skey, key))
 
         def call() -> Awaitable[_Outcome]:
             return self._call_and_store(store, skey, key, call_fn, ttl_seconds, value_type, label, describe)
@@ -491,6 +492,7 @@ class AgentCache:
         meta: dict[str, Any] = dict(describe(value)) if describe is not None else {}
         if label is not None:
             meta.setdefault("label", label)
+        meta.update(fingerprints_of(key))  # what lets explain() find near misses by index
         now = self._clock()
         return Entry(
             value=data,
@@ -554,6 +556,7 @@ class AgentCache:
             created_at=now,
             expires_at=None if ttl_seconds is None else now + ttl_seconds,
             material=canonical_json(key) if self._store_key_material else None,
+            meta=fingerprints_of(key),
         )
         store = await self._usable_store(None)
         if store is not None:
@@ -580,6 +583,28 @@ class AgentCache:
             await self._open_or_raise()
             removed = await self._persistent.clear(ns)
         return removed
+
+    async def explain(self, key: object, *, namespace: str | None = None, limit: int = 3) -> Explanation:
+        """The stored entries nearest to ``key`` and what differs (README: Why did this miss?)."""
+        skey = self.key(key, namespace)
+        normal = normalize(key)
+        if self._persistent is None:
+            assert self._l1 is not None  # memory:// is its own L1
+            return await explain(self._l1, skey, normal, now=self._clock(), limit=limit)
+        await self._open_or_raise()
+        return await explain(self._persistent, skey, normal, now=self._clock(), limit=limit)
+
+    async def _explain_miss(self, skey: str, key: object) -> str | None:
+        """The readable explanation a replay miss carries; ``None`` if the store cannot tell."""
+        store = self._persistent if self._persistent is not None else self._l1
+        if store is None:
+            return None
+        try:
+            found = await explain(store, skey, normalize(key), now=self._clock())
+        except BackendError as exc:  # the miss itself is the news; say why it is unexplained
+            log.debug("explaining a replay miss failed: %s", exc)
+            return f"(no explanation: the store failed while searching: {exc})"
+        return found.render(with_key=False)
 
     def cached(
         self,

@@ -38,6 +38,7 @@ __all__ = [
     "KEY_VERSION",
     "canonical_json",
     "digest",
+    "digest_of_canonical",
     "normalize",
     "stored_key",
     "validate_namespace",
@@ -164,6 +165,16 @@ def _too_deep() -> KeyMaterialError:
         "key material refers to itself or is nested too deeply to be canonicalised; "
         "pass a finite, acyclic structure"
     )
+
+
+def digest_of_canonical(text: str) -> str:
+    """The digest of key material given as its canonical JSON text (``Entry.material``)."""
+    normal = json.loads(text)
+    if type(normal) is str:
+        return _str_digest(normal)
+    hasher = _JSON_HASHER.copy()
+    hasher.update(text.encode("ascii"))
+    return hasher.hexdigest()
 
 
 def stored_key(material: object, namespace: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 import stat
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agentcache import AgentCache, AgentCacheWarning, NotACacheFileError
+from agentcache.explain import fingerprints_of
 from agentcache.stores.sqlite import SQLiteStore
 from tests.helpers import FakeClock, Upstream, raiser
 
@@ -117,7 +119,7 @@ async def test_entries_record_what_the_cli_needs(db_url: str, tmp_path: Path, cl
     assert row[3] >= 0
     assert 0 < row[4] < 1000  # compressed
     assert row[5] == '{"prompt":"p"}'
-    assert row[6] == '{"label":"a"}'
+    assert json.loads(row[6]) == {"label": "a", **fingerprints_of({"prompt": "p"})}
 
 
 async def test_key_material_can_be_kept_out_of_the_store(db_url: str, tmp_path: Path) -> None:

@@ -64,9 +64,11 @@ class MemoryStore:
     def put(self, key: str, entry: Entry, memo: object = NO_MEMO) -> None:
         """Insert or replace, evicting the least recently used entries beyond the bound."""
         data = self._data
+        previous = data.get(key)
         data[key] = (entry, memo)
         data.move_to_end(key)
-        self._hits.pop(key, None)  # a new entry starts from its own count
+        if previous is None or previous[0] is not entry:
+            self._hits.pop(key, None)  # a new entry starts from its own count (not a new memo)
         while len(data) > self.max_entries:
             self._hits.pop(data.popitem(last=False)[0], None)
 

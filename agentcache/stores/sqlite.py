@@ -29,7 +29,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import SplitResult, unquote, urlsplit
@@ -75,6 +75,10 @@ CREATE TABLE IF NOT EXISTS entries (
     last_hit_at  REAL
 );
 CREATE INDEX IF NOT EXISTS entries_by_namespace ON entries (namespace, created_at);
+CREATE INDEX IF NOT EXISTS entries_by_family ON entries
+    (namespace, CASE WHEN json_valid(meta) THEN json_extract(meta, '$.family') END, created_at);
+CREATE INDEX IF NOT EXISTS entries_by_conversation ON entries
+    (namespace, CASE WHEN json_valid(meta) THEN json_extract(meta, '$.conversation') END, created_at);
 """
 
 _SELECT = (
@@ -85,6 +89,16 @@ _UPSERT = (
     "INSERT OR REPLACE INTO entries (key, namespace, value, created_at, expires_at, "
     "call_seconds, size, material, meta, hits, last_hit_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 )
+# One statement per fingerprint (explain.py), each repeating its index's expression exactly; the
+# json_valid guard keeps a damaged meta from failing writes (an index expression runs on write).
+_RELATED = {
+    "conversation": "SELECT key, value, created_at, expires_at, call_seconds, meta, hits, "
+    "last_hit_at, material FROM entries WHERE namespace = ? AND CASE WHEN json_valid(meta) THEN "
+    "json_extract(meta, '$.conversation') END = ? ORDER BY created_at DESC LIMIT ?",
+    "family": "SELECT key, value, created_at, expires_at, call_seconds, meta, hits, "
+    "last_hit_at, material FROM entries WHERE namespace = ? AND CASE WHEN json_valid(meta) THEN "
+    "json_extract(meta, '$.family') END = ? ORDER BY created_at DESC LIMIT ?",
+}
 _NOTE_HITS = (
     "UPDATE entries SET hits = hits + ?, last_hit_at = max(coalesce(last_hit_at, 0), ?) WHERE key = ?"
 )
@@ -551,6 +565,63 @@ class SQLiteStore:
                     )
         finally:
             await cursor.close()
+
+    # -- optional capabilities (explain and the agentcache command; see admin.py) -------------
+
+    async def find_related(
+        self, namespace: str, facet: str, fingerprint: str, limit: int
+    ) -> list[tuple[str, Entry]]:
+        """Up to ``limit`` entries of ``namespace`` whose ``meta[facet]`` is ``fingerprint``,
+        newest first, with their key material (an index lookup: explain never scans the table)."""
+        if facet not in _RELATED:
+            raise ValueError(f"unknown fingerprint {facet!r}; known: {sorted(_RELATED)}")
+        if self._reader is None:
+            await self.open()
+        assert self._reader is not None
+        with _translated(self.path):
+            rows = await self._reader.execute_fetchall(_RELATED[facet], (namespace, fingerprint, limit))
+        return [
+            (
+                row[0],
+                Entry(
+                    value=row[1],
+                    created_at=row[2],
+                    expires_at=row[3],
+                    call_seconds=row[4],
+                    meta=json.loads(row[5]) if row[5] else {},
+                    hits=row[6],
+                    last_hit_at=row[7],
+                    material=row[8],
+                ),
+            )
+            for row in rows
+        ]
+
+    async def disk_usage(self) -> int:
+        """Bytes of the database file and its WAL and shared-memory files."""
+        return await asyncio.to_thread(self._disk_usage)
+
+    def _disk_usage(self) -> int:
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            with suppress(FileNotFoundError):
+                total += os.stat(f"{self.path}{suffix}").st_size
+        return total
+
+    async def vacuum(self) -> None:
+        """Rewrite the file without the space of deleted entries, and empty the WAL."""
+        await self.open()
+        if self._hit_counts:
+            await self._submit(self._flush_hits_job())
+        if self._write_task is not None:
+            await asyncio.gather(self._write_task, return_exceptions=True)
+        writer = self._writer
+        assert writer is not None
+        # VACUUM cannot run inside the group-commit transaction; aiosqlite runs this connection's
+        # statements one at a time, so a write submitted meanwhile simply waits for it.
+        with _translated(self.path):
+            await writer.execute("VACUUM")
+            await writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 class _Upsert:
