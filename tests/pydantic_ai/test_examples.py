@@ -2,28 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-async def run(script: str, *args: str, cwd: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTCACHE_")}
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(EXAMPLES / script),
-        *args,
-        cwd=cwd,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await child.communicate()
-    assert child.returncode == 0, stderr.decode()
-    return stdout.decode()
+from tests.test_examples import run
 
 
 async def test_the_agent_pipeline_reruns_in_a_fresh_process_with_zero_model_calls(
