@@ -25,11 +25,11 @@ import hashlib
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 from typing import Any
 
+from demo_report import render, run_in_fresh_process
 from pydantic import BaseModel
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.messages import (
@@ -193,17 +193,10 @@ async def clear() -> int:
         return await cache.clear()
 
 
-def run_in_fresh_process(args: argparse.Namespace) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--child", f"--cases={args.cases}"]
-    command += [f"--latency={args.latency}", f"--concurrency={args.concurrency}"]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return dict(json.loads(done.stdout))
-
-
 def table(runs: list[tuple[str, dict[str, Any]]]) -> str:
     header = ("", "model calls", "hits", "coalesced", "wall time", "call time saved",
               "tokens spent", "tokens saved", "$ saved")  # fmt: skip
-    rows = [header]
+    rows: list[tuple[str, ...]] = []
     for name, r in runs:
         saved = r["saved_input_tokens"] + r["saved_output_tokens"]
         rows.append((
@@ -212,11 +205,7 @@ def table(runs: list[tuple[str, dict[str, Any]]]) -> str:
             f"{r['spent_tokens']:,}", f"{saved:,}",
             f"${r['saved_cost']:.4f}",
         ))  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in
-             enumerate(zip(row, widths, strict=True))) for row in rows]  # fmt: skip
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
+    return render(header, rows)
 
 
 def per_label(run: dict[str, Any]) -> str:
@@ -246,8 +235,8 @@ def main() -> None:
     model = os.environ.get("AGENTCACHE_DEMO_MODEL") or f"simulated {MODEL_NAME}"
     print(f"agentcache + pydantic-ai: {args.cases} eval cases; planner -> 3 researcher sub-agent")
     print(f"calls -> judge (structured output) per case; model: {model}; .agentcache/cache.db\n")
-    cold = run_in_fresh_process(args)
-    warm = run_in_fresh_process(args)
+    cold = run_in_fresh_process(__file__, args)
+    warm = run_in_fresh_process(__file__, args)
     print(table([("run 1 (cold)", cold), ("run 2 (new process)", warm)]))
     print("\nrun 1 by agent:\n" + per_label(cold))
     print("run 2 by agent:\n" + per_label(warm))

@@ -16,10 +16,11 @@ import asyncio
 import hashlib
 import json
 import random
-import subprocess
 import sys
 import time
 from typing import Any
+
+from demo_report import render, run_in_fresh_process
 
 from agentcache import AgentCache
 
@@ -114,17 +115,10 @@ async def clear() -> int:
         return await cache.clear()
 
 
-def run_in_fresh_process(args: argparse.Namespace) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--child", f"--cases={args.cases}"]
-    command += [f"--latency={args.latency}", f"--concurrency={args.concurrency}"]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return dict(json.loads(done.stdout))
-
-
 def table(runs: list[tuple[str, dict[str, Any]]]) -> str:
     header = ("", "upstream calls", "hits", "coalesced", "wall time", "call time saved",
               "tokens saved", "$ saved")  # fmt: skip
-    rows = [header]
+    rows: list[tuple[str, ...]] = []
     for name, r in runs:
         tokens = r["saved_input_tokens"] + r["saved_output_tokens"]
         rows.append((
@@ -132,11 +126,7 @@ def table(runs: list[tuple[str, dict[str, Any]]]) -> str:
             f"{r['wall_seconds']:.2f} s", f"{r['saved_seconds']:.1f} s", f"{tokens:,}",
             f"${r['saved_cost']:.4f}",
         ))  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in
-             enumerate(zip(row, widths, strict=True))) for row in rows]  # fmt: skip
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
+    return render(header, rows)
 
 
 def main() -> None:
@@ -155,8 +145,8 @@ def main() -> None:
     asyncio.run(clear())
     print(f"agentcache demo: {args.cases} eval cases, planner + 3 researchers + writer per case,")
     print(f"a simulated model with ~{args.latency * 1000:.0f} ms latency; cache at .agentcache/cache.db\n")
-    cold = run_in_fresh_process(args)
-    warm = run_in_fresh_process(args)
+    cold = run_in_fresh_process(__file__, args)
+    warm = run_in_fresh_process(__file__, args)
     print(table([("run 1 (cold)", cold), ("run 2 (new process)", warm)]))
     same = cold["answers_digest"] == warm["answers_digest"]
     print(f"\nrun 2 answers identical to run 1: {'yes' if same else 'NO'}; "
