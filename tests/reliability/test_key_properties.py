@@ -77,7 +77,10 @@ def changed(leaf: Any) -> Any:
     if isinstance(leaf, int):
         return leaf + 1
     if isinstance(leaf, float):
-        return math.nextafter(leaf, math.inf) if leaf != 0 else 5e-324
+        if leaf == 0:
+            return 5e-324
+        # Step towards zero: stepping away from it overflows the largest float to inf.
+        return math.nextafter(leaf, 0.0)
     if isinstance(leaf, str):
         return leaf + "\x00"
     if isinstance(leaf, bytes):
