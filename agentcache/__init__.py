@@ -1,5 +1,6 @@
 """agentcache: an async cache for LLM-agent pipelines (single-flight, SQLite, exact keys)."""
 
+from ._options import Mode
 from .cache import AgentCache, Fetched
 from .errors import (
     AgentCacheError,
@@ -12,7 +13,6 @@ from .errors import (
     NotACacheFileError,
     UnstorableValueError,
 )
-from .options import Mode
 from .stats import CacheStats
 from .stores.leases import LeasePolicy
 

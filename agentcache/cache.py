@@ -30,6 +30,14 @@ from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
 
 from . import codec
+from ._options import (
+    Mode,
+    OnStoreError,
+    parse_mode,
+    parse_on_store_error,
+    parse_ttl,
+    resolve_url,
+)
 from .errors import (
     AgentCacheWarning,
     BackendError,
@@ -40,14 +48,6 @@ from .errors import (
 from .explain import Explanation, explain, fingerprints_of
 from .flight import SingleFlight
 from .keys import KEY_VERSION, _str_digest, canonical_json, digest, normalize, validate_namespace
-from .options import (
-    Mode,
-    OnStoreError,
-    parse_mode,
-    parse_on_store_error,
-    parse_ttl,
-    resolve_url,
-)
 from .stats import CacheStats, StatsRecorder
 from .stores import Entry, Store, open_store, redact_url
 from .stores.leases import LeasePolicy, lease_store_of, run_leased
@@ -615,7 +615,7 @@ class AgentCache:
         ignore: tuple[str, ...] = (),
     ) -> Any:
         """Decorate an async function so its calls go through ``get_or_call`` (README: Decorator)."""
-        from .decorator import cached_function
+        from ._decorator import cached_function
 
         def decorate(func: F) -> F:
             return cached_function(self, func, ttl=ttl, namespace=namespace, ignore=ignore)

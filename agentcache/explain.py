@@ -31,8 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from .admin import scanning
-from .diff import Change, diff, dissimilarity, render_changes
+from ._admin import scanning
+from ._diff import Change, diff, dissimilarity, render_changes
 from .keys import normalize
 from .stores.base import Entry, Store, namespace_of
 

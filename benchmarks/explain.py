@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agentcache import AgentCache
-from agentcache.diff import diff
+from agentcache._diff import diff
 from agentcache.explain import explain, material_of
 from agentcache.keys import normalize, stored_key
 from agentcache.stores.sqlite import SQLiteStore

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentcache.admin import parse_age, parse_size, plan_prune, resolve_keys
+from agentcache._admin import parse_age, parse_size, plan_prune, resolve_keys
 from agentcache.errors import ConfigurationError
 from agentcache.stores.base import Entry
 from agentcache.stores.memory import MemoryStore

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from agentcache.cli_output import Output, human_bytes
+from agentcache.cli._output import Output, human_bytes
 
 
 class Terminal(io.StringIO):

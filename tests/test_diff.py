@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentcache.diff import ABSENT, Change, diff, dissimilarity, render_changes
+from agentcache._diff import ABSENT, Change, diff, dissimilarity, render_changes
 
 
 def test_a_changed_setting_is_named_by_its_dotted_path() -> None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from .batching import MicroBatcher
+from ._batch import MicroBatcher
 from .leases import HeldLease, held_lease, new_token
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import aiosqlite
 
-from .batching import MicroBatcher
+from ._batch import MicroBatcher
 from .leases import HeldLease, held_lease, new_token
 
 if TYPE_CHECKING:

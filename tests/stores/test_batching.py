@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from agentcache.stores.batching import MicroBatcher
+from agentcache.stores._batch import MicroBatcher
 
 
 async def test_concurrent_submissions_share_a_batch_and_get_their_own_result() -> None:

@@ -19,14 +19,16 @@ from typing import Any, TypeVar
 
 import click
 
-from . import admin, codec, transfer
-from .cli_output import STYLES, Output, human_bytes
-from .errors import AgentCacheError, ConfigurationError
-from .explain import Explanation, explain, material_of
-from .keys import normalize, stored_key, validate_namespace
-from .options import resolve_url
-from .stores import Store, open_store, redact_url
-from .stores.base import Entry, namespace_of
+from .. import _admin as admin
+from .. import _transfer as transfer
+from .. import codec
+from .._options import resolve_url
+from ..errors import AgentCacheError, ConfigurationError
+from ..explain import Explanation, explain, material_of
+from ..keys import normalize, stored_key, validate_namespace
+from ..stores import Store, open_store, redact_url
+from ..stores.base import Entry, namespace_of
+from ._output import STYLES, Output, human_bytes
 
 __all__ = ["run"]
 

@@ -1,6 +1,6 @@
 """The ``agentcache`` command's entry point; prints how to install the ``cli`` extra if it is missing.
 
-The commands themselves live in ``cli_app`` (click + rich), imported only here and only when the
+The commands themselves live in ``cli._app`` (click + rich), imported only here and only when the
 command runs, so ``import agentcache`` never needs them.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .stores.base import Store
+    from ..stores.base import Store
 
 __all__ = ["INSTALL_HINT", "main"]
 
@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None, *, store: Store | None = None) -> in
     store in the same process) instead of opening ``--url``; it is left open.
     """
     try:
-        from .cli_app import run
+        from ._app import run
     except ImportError as exc:
         if exc.name not in ("click", "rich") and not str(exc.name).startswith(("click.", "rich.")):
             raise
