@@ -1,7 +1,9 @@
 """agentcache: an async cache for LLM-agent pipelines (single-flight, SQLite, exact keys)."""
 
+from ._lookup import Fetched
 from ._options import Mode
-from .cache import AgentCache, Fetched
+from ._version import __version__
+from .cache import AgentCache
 from .errors import (
     AgentCacheError,
     AgentCacheWarning,
@@ -11,10 +13,11 @@ from .errors import (
     ConfigurationError,
     KeyMaterialError,
     NotACacheFileError,
+    StoreMissingError,
     UnstorableValueError,
 )
+from .leasing import LeasePolicy
 from .stats import CacheStats
-from .stores.leases import LeasePolicy
 
 __all__ = [
     "AgentCache",
@@ -30,5 +33,7 @@ __all__ = [
     "LeasePolicy",
     "Mode",
     "NotACacheFileError",
+    "StoreMissingError",
     "UnstorableValueError",
+    "__version__",
 ]

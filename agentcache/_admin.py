@@ -1,8 +1,8 @@
 """Store maintenance without a user interface: statistics, listing, key lookup and pruning.
 
 Everything here works over the narrow ``Store`` protocol (scan, get_many, delete_many), so it works
-on every store. What only some stores can do is an optional capability, checked with
-``isinstance``: ``DiskUsage`` (bytes the store takes on disk) and ``Vacuumable`` (give freed space
+on every store. What only some stores can do is an optional capability (``stores/capabilities.py``,
+re-exported here): ``DiskUsage`` (bytes the store takes on disk) and ``Vacuumable`` (give freed space
 back). The command line (``cli_app``) is a thin layer over these functions.
 
 Sizes: ``entry_size`` counts what an entry holds (value, key material, metadata), which is what
@@ -15,10 +15,11 @@ import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from .errors import ConfigurationError
 from .stores.base import Entry, Store, namespace_of
+from .stores.capabilities import DiskUsage, Vacuumable
 
 __all__ = [
     "DiskUsage",
@@ -41,22 +42,6 @@ __all__ = [
 
 _FULL_KEY = re.compile(r"[^:]+:v\d+:[0-9a-f]{64}\Z")
 MIN_PREFIX = 6  # a shorter hash prefix would match too much by accident
-
-
-@runtime_checkable
-class DiskUsage(Protocol):
-    """Optional store capability: the bytes the store takes on disk."""
-
-    async def disk_usage(self) -> int:
-        """Bytes used on disk, including journals."""
-
-
-@runtime_checkable
-class Vacuumable(Protocol):
-    """Optional store capability: give the space of deleted entries back to the file system."""
-
-    async def vacuum(self) -> None:
-        """Compact the store."""
 
 
 def entry_size(entry: Entry) -> int:

@@ -1,6 +1,8 @@
 """Validation of the user's options: modes, TTLs, the store-error policy, environment defaults.
 
-Every bad value becomes a ``ConfigurationError`` that names the value and what to pass instead.
+Every bad value becomes a ``ConfigurationError`` that names the value and what to pass instead,
+and, when the value came from the environment, the variable it came from (``$AGENTCACHE_URL``,
+``$AGENTCACHE_MODE``): the code that failed may not mention it anywhere.
 """
 
 from __future__ import annotations
@@ -9,10 +11,22 @@ import enum
 import math
 import os
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from .errors import ConfigurationError
 
-__all__ = ["Mode", "OnStoreError", "parse_mode", "parse_on_store_error", "parse_ttl", "resolve_url"]
+if TYPE_CHECKING:
+    from .stores.base import Store
+
+__all__ = [
+    "Mode",
+    "OnStoreError",
+    "parse_mode",
+    "parse_on_store_error",
+    "parse_ttl",
+    "resolve_url",
+    "store_from_setting",
+]
 
 ENV_URL = "AGENTCACHE_URL"
 ENV_MODE = "AGENTCACHE_MODE"
@@ -89,3 +103,27 @@ def resolve_url(url: str | None) -> str:
     if url is not None:
         return url
     return os.environ.get(ENV_URL) or DEFAULT_URL
+
+
+def store_from_setting(url: str | Store | None) -> Store:
+    """The store of ``AgentCache(url)``: a ``Store`` as given, else the one ``resolve_url`` names.
+
+    The store is built, not opened. A URL that cannot name a store raises ``ConfigurationError``;
+    when it came from ``$AGENTCACHE_URL`` the message says so.
+    """
+    from .stores import Store, open_store, redact_url
+
+    if url is not None and not isinstance(url, str):
+        if isinstance(url, Store):
+            return url
+        raise ConfigurationError(f"url must be a store URL or a Store, not {url!r}")
+    resolved = resolve_url(url)
+    try:
+        return open_store(resolved)
+    except ConfigurationError as exc:
+        if url is not None or not os.environ.get(ENV_URL):
+            raise
+        raise ConfigurationError(
+            f"${ENV_URL}={redact_url(resolved)!r} names no store: {exc} "
+            f"(fix ${ENV_URL}, or unset it for the default)"
+        ) from exc

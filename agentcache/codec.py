@@ -2,109 +2,137 @@
 
 An encoded value is one format byte followed by the payload:
 
-- ``j``: UTF-8 JSON;  ``z``: zlib-compressed UTF-8 JSON.
+- ``j``: UTF-8 JSON;  ``z``: zlib-compressed UTF-8 JSON;
+- ``b``: raw bytes;   ``c``: zlib-compressed raw bytes.
 
-Plain JSON values (dict with str keys, list, str, int, float, bool, None) round-trip exactly with no
-hints. Everything else (pydantic models, dataclasses, tuples, datetimes...) needs ``value_type`` so
-that a hit returns the same type as the miss did; without it ``encode`` raises ``UnstorableValueError``
-rather than store something that would come back as a different type. There is no pickle: a shared
-store must never be a code-execution path.
+Plain JSON values (dict with str keys, list, str, int, float, bool, None) and ``bytes`` round-trip
+exactly with no hints. Everything else (pydantic models, dataclasses, tuples, datetimes...) needs
+``value_type`` so that a hit returns the same type as the miss did; without it ``encode`` raises
+``UnstorableValueError`` rather than store something that would come back as a different type.
+The error names a ``value_type`` only after checking that it restores the value. There is no
+pickle: a shared store must never be a code-execution path.
+
+Bytes: without ``value_type`` a ``bytes`` value is stored raw. With ``value_type=bytes`` (or any
+type that accepts the bytes unchanged) it is written as pydantic writes it, a JSON string, which
+every version of agentcache reads; only bytes that are not UTF-8, which JSON cannot hold, are
+stored raw. ``value_type=bytes`` is therefore still the right hint where entries were written by
+versions that needed it: it reads their JSON strings back as the same bytes, where no hint reads
+them as ``str``.
+
+NaN and infinity: plain JSON (no ``value_type``) cannot hold them and refuses them. Typed values
+keep them: the codec asks pydantic to write them as ``NaN``/``Infinity``, which it reads back.
+A model or dataclass has its own pydantic config, which may write them as ``null``; a value that
+would read back changed or not at all is refused at encode time instead, with the setting to use.
+
+Reading: ``CorruptValue`` means the bytes are not a value any version wrote (an unknown format
+byte, a broken zlib stream, text that is not JSON): callers delete the entry. ``WrongValueType``
+means the bytes are a well-formed value that does not validate as the caller's ``value_type``:
+another version of the application may have written it, so callers leave it in place.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import zlib
-from functools import lru_cache
-from typing import Any
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import TypeAdapter, ValidationError
-
+from . import _value_advice
 from .errors import UnstorableValueError
 
-__all__ = ["COMPRESS_MIN_BYTES", "IMMUTABLE", "CorruptValue", "decode", "encode", "is_immutable"]
+if TYPE_CHECKING:  # pydantic is imported on first use: ``import agentcache`` stays light
+    from pydantic import TypeAdapter
+
+__all__ = [
+    "COMPRESS_MIN_BYTES",
+    "IMMUTABLE",
+    "CorruptValue",
+    "WrongValueType",
+    "decode",
+    "encode",
+    "is_immutable",
+]
 
 COMPRESS_MIN_BYTES = 256
 """Payloads shorter than this are never worth a zlib header and a decompress on every hit."""
 
 _JSON = b"j"
 _ZLIB = b"z"
+_BYTES = b"b"
+_ZLIB_BYTES = b"c"
 
 
 class CorruptValue(Exception):
-    """Stored bytes that cannot be decoded (truncated, foreign, or of an unknown format)."""
+    """Stored bytes that are not a value agentcache wrote (unknown format, broken zlib, not JSON)."""
 
 
-def _adapter(value_type: Any) -> TypeAdapter[Any]:
-    if isinstance(value_type, TypeAdapter):
-        return value_type
-    try:
-        return _adapter_for_type(value_type)
-    except TypeError:  # an unhashable type expression: build it uncached
-        return TypeAdapter(value_type)
+class WrongValueType(Exception):
+    """A well-formed stored value that does not validate as the caller's ``value_type``.
+
+    Not a kind of ``CorruptValue``: the entry is somebody's good answer (another version of the
+    application, with another ``value_type``), so it must be neither deleted nor overwritten.
+    """
+
+    def __init__(self, message: str, value_type: Any) -> None:
+        super().__init__(message)
+        self.value_type = value_type
 
 
-@lru_cache(maxsize=256)
-def _adapter_for_type(value_type: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(value_type)
+class _Refused(Exception):
+    """Why a value cannot be stored; ``encode`` adds the advice (``hint``, else a checked suggestion)."""
+
+    def __init__(self, problem: str, hint: str | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.hint = hint
+
+
+# -- encoding ---------------------------------------------------------------------------------
 
 
 def encode(value: object, value_type: Any = None) -> bytes:
     """Encode ``value``; raise ``UnstorableValueError`` if it would not come back equal and same-typed."""
-    if value_type is None:
-        try:
-            _check_plain_json(value, "value")
-            payload = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        except (ValueError, RecursionError) as exc:  # a circular reference, absurd nesting
-            raise UnstorableValueError(f"value cannot be written as JSON: {exc}") from exc
-        raw = payload.encode("utf-8", "surrogatepass")
-    else:
-        try:
-            raw = _adapter(value_type).dump_json(value)
-        except Exception as exc:  # pydantic raises several kinds; all mean "cannot store"
-            raise UnstorableValueError(
-                f"value of type {type(value).__qualname__} cannot be serialised as "
-                f"value_type={value_type!r}: {exc}"
-            ) from exc
+    try:
+        if value_type is not None:
+            return _encode_typed(value, value_type)
+        if type(value) is bytes:
+            return _pack(value, _BYTES, _ZLIB_BYTES)
+        # The usual case, inlined: a plain JSON value, most often a str.
+        _check_plain_json(value, "value")
+        raw = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
+            "utf-8", "surrogatepass"
+        )
+    except _Refused as refusal:
+        advice = refusal.hint or _value_advice.for_value(value, value_type, _restores)
+        raise UnstorableValueError(f"{refusal.problem}; {advice}") from refusal.__cause__
+    except RecursionError as exc:
+        raise UnstorableValueError(
+            "value is nested too deeply to be written as JSON (or it contains itself)"
+        ) from exc
+    except ValueError as exc:  # an int too long to write as text
+        raise UnstorableValueError(f"value cannot be written as JSON: {exc}") from exc
     if len(raw) >= COMPRESS_MIN_BYTES:
-        packed = zlib.compress(raw, 6)
-        if len(packed) < len(raw):
-            return _ZLIB + packed
+        return _pack(raw, _JSON, _ZLIB)
     return _JSON + raw
 
 
-def decode(data: bytes, value_type: Any = None) -> Any:
-    """Decode bytes written by ``encode``; raise ``CorruptValue`` if they cannot be read."""
-    fmt, payload = data[:1], data[1:]
-    try:
-        if fmt == _ZLIB:
-            payload = zlib.decompress(payload)
-        elif fmt != _JSON:
-            raise CorruptValue(f"unknown value format byte {fmt!r}")
-        if value_type is None:
-            return json.loads(payload.decode("utf-8", "surrogatepass"))
-        return _adapter(value_type).validate_json(payload)
-    except (zlib.error, UnicodeDecodeError, ValueError, ValidationError) as exc:
-        raise CorruptValue(f"stored value cannot be decoded: {exc}") from exc
-
-
-IMMUTABLE = (str, int, float, bool, type(None), bytes)
-"""Types whose values callers may share instead of each decoding a private copy."""
-
-
-def is_immutable(value: object) -> bool:
-    """True when callers may share ``value`` instead of each decoding a private copy."""
-    return isinstance(value, IMMUTABLE)
+def _pack(raw: bytes, plain: bytes, compressed: bytes) -> bytes:
+    if len(raw) >= COMPRESS_MIN_BYTES:
+        packed = zlib.compress(raw, 6)
+        if len(packed) < len(raw):
+            return compressed + packed
+    return plain + raw
 
 
 def _check_plain_json(value: object, path: str) -> None:
     kind = type(value)
     if kind is str or kind is int or kind is bool or value is None:
         return
-    if kind is float:
-        if not math.isfinite(value):  # type: ignore[arg-type]
-            raise UnstorableValueError(f"{path} is {value!r}, which JSON cannot hold")
+    if isinstance(value, float) and kind is float:
+        if not math.isfinite(value):
+            raise _Refused(f"{path} is {value!r}, which JSON cannot hold")
         return
     if isinstance(value, list) and kind is list:
         for i, item in enumerate(value):
@@ -113,14 +141,313 @@ def _check_plain_json(value: object, path: str) -> None:
     if isinstance(value, dict) and kind is dict:
         for name, item in value.items():
             if type(name) is not str:
-                raise UnstorableValueError(
-                    f"{path} has a key of type {type(name).__qualname__}; JSON keys are str. "
-                    "Pass value_type= (e.g. dict[int, str]) so it can be restored exactly"
+                raise _Refused(
+                    f"{path} has a key of type {type(name).__qualname__}; JSON object keys are str"
                 )
             _check_plain_json(item, f"{path}[{name!r}]")
         return
-    raise UnstorableValueError(
-        f"{path} is of type {kind.__qualname__}, which does not round-trip through JSON "
-        f"unchanged; pass value_type={kind.__qualname__} (or any type pydantic can validate) "
-        "to get_or_call/get, or annotate the return type of a @cache.cached function"
+    raise _Refused(f"{path} is of type {kind.__qualname__}, which plain JSON does not restore unchanged")
+
+
+def _encode_typed(value: object, value_type: Any) -> bytes:
+    adapter = _adapter(value_type)
+    if type(value) is not value_type and _reads_back_as_base(value, value_type):
+        raise _Refused(
+            f"value is of type {type(value).__qualname__}, a subclass of value_type="
+            f"{_value_advice.render(value_type)}: it would read back as the latter"
+        )
+    try:
+        raw: bytes = adapter.dump_json(value, warnings="error")
+    except Exception as exc:  # pydantic raises several kinds; all mean "cannot store"
+        if type(value) is bytes and _keeps_bytes(adapter, value, value_type):
+            return _pack(value, _BYTES, _ZLIB_BYTES)  # bytes JSON text cannot hold: store them raw
+        raise _unserialisable(value, value_type, exc) from exc
+    # NaN and infinity leave no trace but as null, NaN or Infinity: only then is a check needed.
+    if (b"null" in raw or b"NaN" in raw or b"Infinity" in raw) and _holds_non_finite(adapter, value):
+        _check_non_finite_round_trip(adapter, value, value_type, raw)
+    return _pack(raw, _JSON, _ZLIB)
+
+
+_CONCRETE = frozenset({str, int, float, bytes, list, dict, tuple, set, frozenset})
+
+
+def _reads_back_as_base(value: object, value_type: Any) -> bool:
+    """True when ``value`` is a proper subclass instance of a ``value_type`` pydantic rebuilds as itself.
+
+    A subclass of a model or dataclass reads back as the parent without the subclass's fields; a
+    ``bool`` under ``int`` or a str enum under ``str`` reads back as the plain parent type.
+    """
+    try:
+        if not isinstance(value_type, type) or not isinstance(value, value_type):
+            return False
+    except TypeError:  # typing.Any is a class that refuses isinstance()
+        return False
+    if value_type in _CONCRETE or dataclasses.is_dataclass(value_type):
+        return True
+    from pydantic import BaseModel
+
+    return issubclass(value_type, BaseModel)
+
+
+def _keeps_bytes(adapter: TypeAdapter[Any], value: bytes, value_type: Any) -> bool:
+    """True when ``value_type`` accepts ``value`` as the very same bytes (so raw storage restores it)."""
+    if value_type is bytes:
+        return True
+    try:
+        kept = adapter.validate_python(value)
+    except Exception:
+        return False
+    return type(kept) is bytes and kept == value
+
+
+def _unserialisable(value: object, value_type: Any, exc: Exception) -> _Refused:
+    shown = _value_advice.render(value_type)
+    if "invalid utf-8" in str(exc):
+        return _Refused(
+            f"value holds bytes that are not UTF-8, which pydantic writes into JSON as UTF-8 text "
+            f"(value_type={shown})",
+            _value_advice.base64_bytes(value, value_type, _restores),
+        )
+    if "surrogates not allowed" in str(exc):
+        return _Refused(
+            "value holds a str with a lone surrogate (not valid Unicode), which pydantic cannot "
+            f"write (value_type={shown})",
+            _value_advice.lone_surrogates(plain_json_keeps_it=_plain_json_restores(value)),
+        )
+    if "PydanticSerializationUnexpectedValue" in str(exc):
+        return _Refused(f"value of type {type(value).__qualname__} does not match value_type={shown}")
+    return _Refused(
+        f"value of type {type(value).__qualname__} cannot be written as value_type={shown}: {exc}"
     )
+
+
+def _plain_json_restores(value: object) -> bool:
+    """True when ``value`` is plain JSON that the no-``value_type`` path restores exactly."""
+    try:
+        _check_plain_json(value, "value")
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        return _value_advice.same_value(json.loads(text), value)
+    except Exception:
+        return False
+
+
+def _holds_non_finite(adapter: TypeAdapter[Any], value: object) -> bool:
+    """True when NaN or an infinity (float or Decimal) occurs anywhere in ``value``'s fields."""
+    try:
+        return _non_finite_in(adapter.dump_python(value, warnings=False))
+    except Exception:  # cannot tell (a failing serializer, absurd nesting): the round trip decides
+        return True
+
+
+def _non_finite_in(obj: object) -> bool:
+    """True when a non-finite float or Decimal occurs in ``obj``, the Python form of a value."""
+    kind = type(obj)
+    if kind is str or kind is int or obj is None or kind is bool:  # the usual leaves, first
+        return False
+    if isinstance(obj, float):
+        return not math.isfinite(obj)
+    if isinstance(obj, dict):
+        return any(_non_finite_in(item) for item in obj.values())
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return any(_non_finite_in(item) for item in obj)
+    if isinstance(obj, Decimal):
+        return not obj.is_finite()
+    return False
+
+
+def _check_non_finite_round_trip(
+    adapter: TypeAdapter[Any], value: object, value_type: Any, raw: bytes
+) -> None:
+    """Refuse a value holding NaN or infinity unless it reads back from ``raw`` unchanged."""
+    try:
+        back = adapter.validate_json(raw)
+        same = repr(adapter.dump_python(back, warnings=False)) == repr(
+            adapter.dump_python(value, warnings=False)
+        )
+        cause: Exception | None = None
+    except Exception as exc:
+        same, cause = False, exc
+    if same:
+        return
+    shown = _value_advice.render(value_type)
+    if b"NaN" not in raw and b"Infinity" not in raw:  # pydantic wrote them as null
+        raise _Refused(
+            f"value holds NaN or infinity, which pydantic writes as JSON null for value_type={shown}, "
+            "so it would read back as None or not at all",
+            _value_advice.NON_FINITE_AS_CONSTANTS,
+        ) from cause
+    detail = f": {_first_line(cause)}" if cause is not None else ""
+    raise _Refused(
+        f"value holds NaN or infinity, which would not read back as value_type={shown}{detail}",
+        _value_advice.ALLOW_INF_NAN,
+    ) from cause
+
+
+def _restores(value: object, value_type: Any) -> bool:
+    """True when ``value`` stored under ``value_type`` reads back equal and of the same type."""
+    try:
+        back = decode(_encode_typed(value, value_type), value_type)
+    except (_Refused, UnstorableValueError, CorruptValue, WrongValueType):
+        return False
+    return _value_advice.same_value(value, back)
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+
+def decode(data: bytes, value_type: Any = None) -> Any:
+    """Decode bytes written by ``encode``.
+
+    Raises ``CorruptValue`` for bytes that are not a value (delete them) and ``WrongValueType`` for
+    a well-formed value that does not validate as ``value_type`` (leave it in place).
+    """
+    fmt, payload = data[:1], data[1:]
+    if fmt == _JSON:
+        pass
+    elif fmt == _ZLIB:
+        payload = _inflate(payload)
+    elif fmt == _BYTES:
+        return _bytes_as(payload, value_type)
+    elif fmt == _ZLIB_BYTES:
+        return _bytes_as(_inflate(payload), value_type)
+    else:
+        raise CorruptValue(f"unknown value format byte {fmt!r}")
+    if value_type is None:
+        try:
+            return json.loads(payload.decode("utf-8", "surrogatepass"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise CorruptValue(f"stored value is not JSON: {exc}") from exc
+    adapter = _reading_adapter(value_type)
+    try:
+        return adapter.validate_json(payload)
+    except Exception as exc:  # ValidationError, or anything a user's validator raised
+        if not _is_json(payload):
+            raise CorruptValue(f"stored value is not JSON: {_first_line(exc)}") from exc
+        raise _wrong_type(value_type, exc) from exc
+
+
+def _inflate(payload: bytes) -> bytes:
+    try:
+        return zlib.decompress(payload)
+    except zlib.error as exc:
+        raise CorruptValue(f"stored value is not a zlib stream: {exc}") from exc
+
+
+def _bytes_as(payload: bytes, value_type: Any) -> Any:
+    """Raw stored bytes, for a caller that accepts exactly these bytes (never a conversion of them)."""
+    if value_type is None or value_type is bytes:
+        return payload
+    adapter = _reading_adapter(value_type)
+    try:
+        kept = adapter.validate_python(payload)
+    except Exception as exc:
+        raise _wrong_type(value_type, exc) from exc
+    if type(kept) is not bytes or kept != payload:  # e.g. str, or Base64Bytes decoding them
+        raise _wrong_type(value_type, f"the stored bytes would read back as a {type(kept).__qualname__}")
+    return kept
+
+
+def _is_json(payload: bytes) -> bool:
+    """True when ``payload`` is JSON as some version of agentcache writes it (NaN, lone surrogates)."""
+    try:
+        json.loads(payload.decode("utf-8", "surrogatepass"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return True
+
+
+def _wrong_type(value_type: Any, why: object) -> WrongValueType:
+    reason = _first_line(why) if isinstance(why, BaseException) else str(why)
+    return WrongValueType(
+        f"stored value does not validate as value_type={_value_advice.render(value_type)} (it was "
+        f"left in place: another value_type may have written it): {reason}",
+        value_type,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception in one line; for pydantic's ValidationError, its first error and where it is."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError) and exc.error_count():
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        more = exc.error_count() - 1
+        return f"{where + ': ' if where else ''}{first['msg']}" + (f" (and {more} more)" if more else "")
+    lines = str(exc).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__
+
+
+# -- adapters ---------------------------------------------------------------------------------
+
+
+def _adapter(value_type: Any) -> TypeAdapter[Any]:
+    """The ``TypeAdapter`` for ``value_type``; a refusal when pydantic cannot build one."""
+    try:
+        return _adapter_of(value_type)
+    except Exception as exc:
+        from pydantic import PydanticSchemaGenerationError
+
+        shown = _value_advice.render(value_type)
+        if isinstance(exc, PydanticSchemaGenerationError):  # its advice (arbitrary types) makes no JSON
+            problem = f"value_type={shown} is not a type pydantic can write as JSON and read back"
+        else:
+            problem = f"value_type={shown} is not a type pydantic can write and read: {_first_line(exc)}"
+        raise _Refused(problem) from exc
+
+
+def _reading_adapter(value_type: Any) -> TypeAdapter[Any]:
+    try:
+        return _adapter_of(value_type)
+    except Exception as exc:
+        raise _wrong_type(value_type, exc) from exc
+
+
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+_MAX_ADAPTERS = 256  # value types are few; a program minting them without end gets a fresh table
+
+
+def _adapter_of(value_type: Any) -> TypeAdapter[Any]:
+    try:
+        return _ADAPTERS[value_type]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable type expression: build it uncached
+        return _build_adapter(value_type)
+    from pydantic import TypeAdapter
+
+    if isinstance(value_type, TypeAdapter):
+        return value_type
+    adapter = _build_adapter(value_type)
+    if len(_ADAPTERS) >= _MAX_ADAPTERS:
+        _ADAPTERS.clear()
+    _ADAPTERS[value_type] = adapter
+    return adapter
+
+
+def _build_adapter(value_type: Any) -> TypeAdapter[Any]:
+    """An adapter that writes NaN and infinity as JSON constants, which pydantic reads back.
+
+    pydantic's default writes them as ``null``, which then fails to read (or reads as ``None``).
+    Models, dataclasses and TypedDicts refuse an adapter config: their own config decides, and
+    ``_check_non_finite_round_trip`` refuses a value it would change.
+    """
+    from pydantic import ConfigDict, PydanticUserError, TypeAdapter
+
+    try:
+        return TypeAdapter(value_type, config=ConfigDict(ser_json_inf_nan="constants"))
+    except PydanticUserError as exc:
+        if exc.code != "type-adapter-config-unused":
+            raise
+    return TypeAdapter(value_type)
+
+
+# -- sharing ----------------------------------------------------------------------------------
+
+IMMUTABLE = (str, int, float, bool, type(None), bytes)
+"""Types whose values callers may share instead of each decoding a private copy."""
+
+
+def is_immutable(value: object) -> bool:
+    """True when callers may share ``value`` instead of each decoding a private copy."""
+    return isinstance(value, IMMUTABLE)

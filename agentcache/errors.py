@@ -10,6 +10,7 @@
     ├── CacheMissError (LookupError)     replay mode met a key that was never recorded
     └── BackendError                     the store failed (translated from its driver's error)
         └── BackendUnavailableError      the store cannot be reached or opened at all
+            └── StoreMissingError        replay mode found no store to read (nothing is created)
 
     AgentCacheWarning (UserWarning)      a store failure that was survived (fail-open), an
                                          unstorable value, a corrupt entry that was dropped
@@ -28,6 +29,7 @@ __all__ = [
     "ConfigurationError",
     "KeyMaterialError",
     "NotACacheFileError",
+    "StoreMissingError",
     "UnstorableValueError",
 ]
 
@@ -75,6 +77,10 @@ class BackendError(AgentCacheError):
 
 class BackendUnavailableError(BackendError):
     """The store cannot be reached or opened (folder not creatable, server down...)."""
+
+
+class StoreMissingError(BackendUnavailableError):
+    """A store opened only to be read (replay mode) does not exist; nothing was created."""
 
 
 class AgentCacheWarning(UserWarning):

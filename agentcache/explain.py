@@ -12,7 +12,7 @@ metadata when it is stored (``fingerprints_of``), and stores index them:
   case of an eval suite on one model is one family), so only the newest ``family_limit`` members
   are compared.
 
-A store that can look fingerprints up (``FingerprintIndex``, e.g. SQLite's indexes) answers
+A store that can look fingerprints up (``capabilities.FingerprintIndex``, e.g. SQLite's indexes) answers
 directly; otherwise, or when no other entry shares a fingerprint, the newest ``scan_limit`` entries
 of the namespace are compared instead, and the explanation says which search it made. A plain
 prompt has no fingerprints: it is always explained from the newest entries.
@@ -29,12 +29,13 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from ._admin import scanning
 from ._diff import Change, diff, dissimilarity, render_changes
 from .keys import normalize
 from .stores.base import Entry, Store, namespace_of
+from .stores.capabilities import FingerprintIndex, fingerprint_index_of
 
 __all__ = [
     "FACETS",
@@ -57,17 +58,6 @@ MODEL_FIELDS = ("model", "model_name", "model_id")
 _IDENTITY_FIELDS = (*MODEL_FIELDS, "fn")  # "fn": the function name in @cache.cached keys
 _HISTORY_FIELDS = ("messages", "history")
 _VERSION = b"f1\x00"  # changes whenever a fingerprint rule does
-
-
-@runtime_checkable
-class FingerprintIndex(Protocol):
-    """An optional store capability: look entries up by a fingerprint in ``meta`` without a scan."""
-
-    async def find_related(
-        self, namespace: str, facet: str, fingerprint: str, limit: int
-    ) -> list[tuple[str, Entry]]:
-        """Up to ``limit`` entries of ``namespace`` whose ``meta[facet]`` is ``fingerprint``,
-        newest first, with their key material; ``facet`` is one of ``FACETS``."""
 
 
 def fingerprints(normal: Any) -> dict[str, str]:
@@ -152,6 +142,7 @@ class Explanation:
     without_material: int  # candidates that could not be compared
     scan_limit: int
     now: float = field(default_factory=time.time)
+    examined: int = -1  # entries looked at (0: the namespace is empty); -1: not counted
 
     def render(self, *, limit: int = 12, with_key: bool = True) -> str:
         """A readable report: the key, the nearest recorded entry and the diff."""
@@ -164,6 +155,9 @@ class Explanation:
                 "note     this key's material is unknown (stored with key material turned off); "
                 "related entries are listed but what differs cannot be shown"
             )
+        if not self.nearest and not self.examined and self.stored is None:
+            lines.append(f"nearest  none: namespace {namespace_of(self.key)!r} holds no entries yet")
+            return "\n".join(lines)
         if not self.nearest:
             namespace = namespace_of(self.key)
             lines.append(
@@ -261,6 +255,7 @@ async def explain(
         without_material=without_material,
         scan_limit=scan_limit,
         now=now,
+        examined=len(candidates),
     )
 
 
@@ -270,10 +265,11 @@ async def _candidates(
     """Entries related to ``key`` by a fingerprint, else the newest of its namespace."""
     namespace = namespace_of(key)
     related: dict[str, Entry] = {}
-    if prints and isinstance(store, FingerprintIndex):
+    index = fingerprint_index_of(store) if prints else None
+    if index is not None:
         for facet in FACETS:
             if facet in prints:
-                found = await store.find_related(namespace, facet, prints[facet], family_limit)
+                found = await index.find_related(namespace, facet, prints[facet], family_limit)
                 for found_key, entry in found:
                     related.setdefault(found_key, entry)
         related.pop(key, None)

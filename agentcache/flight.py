@@ -1,109 +1,166 @@
-"""SingleFlight: merge concurrent identical calls into one task; it keeps no results.
+"""SingleFlight: the one table of pending lookups; concurrent identical lookups share one read and one call.
 
-The rules (DESIGN §3), and who may touch what: ``_flights`` and each ``_Flight.waiters`` are read and
-written only from the event loop's thread, between awaits, so no lock is needed.
+A key's pending lookup is one record whose phase moves from *reading* to *calling*, and a caller
+arriving in either phase joins it (DESIGN §3):
 
-- The first caller of a key starts the call in its own task; later callers await that task.
+- The first caller of a key (the leader) reads in its own task: a cold hit costs no task and no
+  extra loop pass. Callers arriving meanwhile wait for that read instead of each reading too.
+- A read that finds the answer settles every joiner with it. A read that misses switches the
+  record to calling: the call runs in a task of its own, and the leader waits for it like everyone
+  else. Late arrivals join the call.
 - Every caller awaits a future of its own, never the task (what ``asyncio.shield`` does, minus a
   second callback hop per caller): cancelling one caller never cancels the others or the call.
-- When the last waiter leaves, the call is cancelled and the key dropped (nobody reads its tokens).
-- The call's exception reaches every current waiter unchanged; nothing is kept afterwards.
-- The key leaves the table when the call ends, guarded by identity, so a late finisher never
-  removes a newer flight of the same key.
-- ``do`` tells each caller whether it shared a flight somebody else started.
+- When the last waiter of a call leaves, the call is cancelled and the key dropped (nobody reads
+  its tokens). A leader cancelled while reading hands its joiners back to the table: the first of
+  them to run leads a new lookup.
+- The outcome (result or exception) reaches every current waiter unchanged; nothing is kept.
+- The key leaves the table when the lookup ends, guarded by identity, so a late finisher never
+  removes a newer lookup of the same key.
+- ``run`` tells each caller whether it joined a lookup somebody else led.
+
+Who touches what: ``_flights`` and each record's fields only from the event loop's thread,
+between awaits, so no lock is needed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Generic, TypeVar, cast, final
 
 __all__ = ["SingleFlight"]
 
 T = TypeVar("T")
 
+_RETRY: Any = object()  # what joiners of a leader cancelled while reading get: look again
 
+
+@final
 class _Flight(Generic[T]):
-    __slots__ = ("task", "waiters")
+    __slots__ = ("loop", "task", "waiters")
 
-    def __init__(self, task: asyncio.Task[T]) -> None:
-        self.task = task
-        # One future per caller still waiting (a dict as an ordered set: O(1) removal when one
-        # caller is cancelled among thousands); emptied when the task lands.
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.task: asyncio.Future[T] | None = None  # None while the leader reads
+        # One future per waiting caller (a dict as an ordered set: O(1) removal when one caller is
+        # cancelled among thousands); emptied when the lookup ends.
         self.waiters: dict[asyncio.Future[T], None] = {}
 
 
+@final
 class SingleFlight(Generic[T]):
-    """One in-flight call per key; every concurrent caller of that key gets its outcome."""
+    """One pending lookup per key; every concurrent caller of that key gets its outcome."""
 
     __slots__ = ("_flights",)
 
     def __init__(self) -> None:
-        self._flights: dict[str, _Flight[T]] = {}
+        self._flights: dict[Hashable, _Flight[T]] = {}
 
     def __len__(self) -> int:
-        """How many keys have a call in flight."""
+        """How many keys have a lookup pending."""
         return len(self._flights)
 
     def __contains__(self, key: object) -> bool:
         return key in self._flights
 
-    async def do(self, key: str, start: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+    async def do(self, key: Hashable, start: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """Run ``start()`` once for all concurrent callers of ``key``; return (result, shared)."""
-        flight = self._flights.get(key)
-        if flight is not None and flight.task.get_loop() is not asyncio.get_running_loop():
-            # Left by an event loop that was closed with it pending: it will never land.
+        return await self.run(key, None, start)
+
+    async def run(
+        self,
+        key: Hashable,
+        read: Callable[[], Awaitable[T | None]] | None,
+        call: Callable[[], Awaitable[T]],
+    ) -> tuple[T, bool]:
+        """``read()`` in this task, and on ``None`` ``call()`` in a task, once for all callers of ``key``.
+
+        Returns (result, shared): ``shared`` is True for a caller that joined another's lookup.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            flight = self._flights.get(key)
+            if flight is not None and flight.loop is not loop:
+                # Left by an event loop that was closed with it pending: it will never land.
+                self._drop(key, flight)
+                flight = None
+            if flight is None:
+                break
+            result = await self._wait(key, flight)
+            if result is not _RETRY:
+                return result, True
+        flight = _Flight(loop)
+        self._flights[key] = flight
+        if read is not None:
+            try:
+                found = await read()
+            except BaseException as exc:
+                self._drop(key, flight)
+                if isinstance(exc, asyncio.CancelledError):
+                    self._settle(flight, _RETRY)
+                else:
+                    self._settle(flight, None, exc)
+                raise
+            if found is not None:
+                self._drop(key, flight)
+                self._settle(flight, found)
+                return found, False
+        task = asyncio.ensure_future(call())
+        flight.task = task
+        task.add_done_callback(functools.partial(self._land, key, flight))
+        return await self._wait(key, flight), False
+
+    def cancel_all(self) -> list[asyncio.Future[T]]:
+        """Cancel every call in flight (used when the cache closes); return the cancelled calls.
+
+        Awaiting them lets their cleanup (a lease handed back) finish before the store closes.
+        """
+        cancelled: list[asyncio.Future[T]] = []
+        for key, flight in list(self._flights.items()):
+            if flight.task is not None and not flight.task.done():
+                flight.task.cancel()
+                cancelled.append(flight.task)
             self._drop(key, flight)
-            flight = None
-        shared = flight is not None
-        if flight is None:
-            task: asyncio.Task[T] = asyncio.ensure_future(start())
-            flight = _Flight(task)
-            self._flights[key] = flight
-            task.add_done_callback(functools.partial(self._land, key, flight))
-        waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        return cancelled
+
+    async def _wait(self, key: Hashable, flight: _Flight[T]) -> T:
+        waiter: asyncio.Future[T] = flight.loop.create_future()
         flight.waiters[waiter] = None
         try:
-            result = await waiter
+            return await waiter
         finally:
-            if waiter in flight.waiters:  # still registered: this caller left before the call ended
+            if waiter in flight.waiters:  # still registered: this caller left before the end
                 del flight.waiters[waiter]
-                if not flight.waiters and not flight.task.done():
+                task = flight.task
+                if not flight.waiters and task is not None and not task.done():
                     # The last reader left: stop paying for an answer nobody will read, and let a
-                    # caller that arrives now start afresh rather than join a dying flight.
-                    flight.task.cancel()
+                    # caller that arrives now start afresh rather than join a dying call.
+                    task.cancel()
                     self._drop(key, flight)
-        return result, shared
 
-    def cancel_all(self) -> int:
-        """Cancel every call in flight (used when the cache closes); return how many."""
-        flights = list(self._flights.items())
-        for key, flight in flights:
-            flight.task.cancel()
-            self._drop(key, flight)
-        return len(flights)
-
-    def _land(self, key: str, flight: _Flight[T], _task: object = None) -> None:
+    def _land(self, key: Hashable, flight: _Flight[T], task: asyncio.Future[T]) -> None:
         self._drop(key, flight)
-        waiters, flight.waiters = flight.waiters, {}
-        task = flight.task
         if task.cancelled():
+            waiters, flight.waiters = flight.waiters, {}
             for waiter in waiters:
                 waiter.cancel()
             return
         # Retrieving the exception also marks it seen: the waiters get it, or nobody was left to.
         exc = task.exception()
-        result = task.result() if exc is None else None
+        self._settle(flight, None if exc is not None else task.result(), exc)
+
+    @staticmethod
+    def _settle(flight: _Flight[T], result: T | None, exc: BaseException | None = None) -> None:
+        waiters, flight.waiters = flight.waiters, {}
         for waiter in waiters:
             if waiter.done():  # its caller was cancelled in this very loop turn
                 continue
             if exc is None:
-                waiter.set_result(result)  # type: ignore[arg-type]
+                waiter.set_result(cast(T, result))
             else:
                 waiter.set_exception(exc)
 
-    def _drop(self, key: str, flight: _Flight[T]) -> None:
+    def _drop(self, key: Hashable, flight: _Flight[T]) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]

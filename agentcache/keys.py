@@ -28,7 +28,7 @@ import enum
 import hashlib
 import json
 import math
-from typing import Any
+from typing import Any, final
 
 from pydantic import BaseModel
 
@@ -36,6 +36,7 @@ from .errors import ConfigurationError, KeyMaterialError
 
 __all__ = [
     "KEY_VERSION",
+    "Key",
     "canonical_json",
     "digest",
     "digest_of_canonical",
@@ -126,7 +127,7 @@ def _normalize_dict(material: dict[Any, Any], path: str) -> dict[str, Any]:
 def canonical_json(material: object) -> str:
     """The canonical JSON text of key material (what is hashed, and stored for inspection)."""
     try:
-        return json.dumps(normalize(material), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return _dumps(normalize(material))
     except RecursionError:
         raise _too_deep() from None
 
@@ -139,12 +140,10 @@ def digest(material: object) -> str:
         normal = normalize(material)
         if type(normal) is str:
             return _str_digest(normal)
-        text = json.dumps(normal, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        text = _dumps(normal)
     except RecursionError:
         raise _too_deep() from None
-    hasher = _JSON_HASHER.copy()
-    hasher.update(text.encode("ascii"))
-    return hasher.hexdigest()
+    return _json_digest(text)
 
 
 def _str_digest(text: str) -> str:
@@ -172,6 +171,77 @@ def digest_of_canonical(text: str) -> str:
     normal = json.loads(text)
     if type(normal) is str:
         return _str_digest(normal)
+    return _json_digest(text)
+
+
+_SAMPLE_TAG = "$sample"  # a name no user dict can produce: user names starting with "$" get one more
+
+
+@final
+class Key:
+    """Key material normalised once, with everything the layers below need of it.
+
+    ``material`` is what the caller passed (``call_fn`` receives it), ``normal`` its plain-JSON
+    normal form, ``stored`` the store's key (``"<namespace>:v1:<sha256 hex>"``). The canonical JSON
+    text is derived from ``normal`` on first use (a hit never needs it). ``base`` is the key a
+    sample slot was derived from (itself for an ordinary key): its normal form feeds explain's
+    fingerprints, so near misses of sampled entries are found too.
+    """
+
+    __slots__ = ("_canonical", "base", "material", "normal", "stored")
+
+    def __init__(self, material: object, normal: Any, stored: str, base: Key | None = None) -> None:
+        self.material = material
+        self.normal = normal
+        self.stored = stored
+        self.base = self if base is None else base
+        self._canonical: str | None = None
+
+    @staticmethod
+    def of(material: object, namespace: str) -> Key:
+        """Normalise ``material`` (raising ``KeyMaterialError`` naming the path) and hash it."""
+        if type(material) is str:
+            return Key(material, material, f"{namespace}:{KEY_VERSION}:{_str_digest(material)}")
+        try:
+            normal = normalize(material)
+            if type(normal) is str:
+                return Key(material, normal, f"{namespace}:{KEY_VERSION}:{_str_digest(normal)}")
+            text = _dumps(normal)
+        except RecursionError:
+            raise _too_deep() from None
+        key = Key(material, normal, f"{namespace}:{KEY_VERSION}:{_json_digest(text)}")
+        key._canonical = text
+        return key
+
+    @property
+    def namespace(self) -> str:
+        """The namespace part of the stored key."""
+        return self.stored.split(":", 1)[0]
+
+    @property
+    def canonical(self) -> str:
+        """The canonical JSON text of the material (what is stored for inspection)."""
+        if self._canonical is None:
+            self._canonical = _dumps(self.normal)
+        return self._canonical
+
+    def sample(self, slot: int) -> Key:
+        """The key of sample ``slot`` (> 0) of this key: material no user key can produce."""
+        normal = {_SAMPLE_TAG: slot, "key": self.normal}
+        text = _dumps(normal)
+        key = Key(self.material, normal, f"{self.namespace}:{KEY_VERSION}:{_json_digest(text)}", self)
+        key._canonical = text
+        return key
+
+    def __repr__(self) -> str:
+        return f"Key({self.stored!r})"
+
+
+def _dumps(normal: Any) -> str:
+    return json.dumps(normal, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _json_digest(text: str) -> str:
     hasher = _JSON_HASHER.copy()
     hasher.update(text.encode("ascii"))
     return hasher.hexdigest()

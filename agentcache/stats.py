@@ -5,18 +5,58 @@ Every ``get_or_call`` counts exactly once as a ``hit`` (served from L1 or the st
 ``saved_*`` figures add up what was served without calling: the stored call duration, and the
 tokens and cost recorded with the entry when they are known (the pydantic-ai integration records
 them).
+
+Entry metadata comes from ``describe()`` and from imported files, so it may hold anything. Only
+numbers count: ``input_tokens``/``output_tokens`` as a whole number (an ``int``, or a numpy
+integer) in ``0 .. 2**63 - 1``, and ``cost`` as a finite number (``float``, ``int``, ``Decimal``,
+numpy) in ``0 .. 1e15``. Anything else counts as 0: ``"n/a"``, ``None``, ``[1]``, ``True``, NaN,
+a float token count, a negative or absurdly large figure, and numeric strings too (a string is
+what a free-text or unparsed field looks like; parsing it would guess). A hit never fails over
+its metadata.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
-from typing import Any
+from typing import Any, SupportsFloat, SupportsIndex
 
 __all__ = ["CacheStats", "StatsRecorder"]
 
 _NO_LABELS: Mapping[str, CacheStats] = MappingProxyType({})
+
+_MAX_TOKENS = 2**63 - 1  # what an int64 column or a JSON reader elsewhere still holds
+_MAX_COST = 1e15  # beyond any bill: a figure this size is a unit mix-up, not a saving
+
+
+def _tokens(value: object) -> int:
+    """A token count as recorded, or 0 when it is not a whole number in range."""
+    if type(value) is int:  # the usual case: one type check
+        count = value
+    elif isinstance(value, SupportsIndex) and not isinstance(value, bool):
+        try:
+            count = operator.index(value)  # an int subclass or a numpy integer; never a float or str
+        except Exception:  # somebody's __index__ failing must not fail a hit
+            return 0
+    else:
+        return 0
+    return count if 0 <= count <= _MAX_TOKENS else 0
+
+
+def _cost(value: object) -> float:
+    """A cost as recorded, or 0.0 when it is not a finite number in range."""
+    if type(value) is float:  # the usual case: one type check
+        amount = value
+    elif isinstance(value, SupportsFloat) and not isinstance(value, bool):  # int, Decimal, numpy; no str
+        try:
+            amount = float(value)
+        except Exception:  # an int beyond any float, a signalling NaN, somebody's failing __float__
+            return 0.0
+    else:
+        return 0.0
+    return amount if 0.0 <= amount <= _MAX_COST else 0.0  # NaN fails both comparisons
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +119,30 @@ class _Counters:
     def add_saved(self, seconds: float, meta: Mapping[str, Any]) -> None:
         self.saved_seconds += seconds
         if meta:
-            self.saved_input_tokens += int(meta.get("input_tokens") or 0)
-            self.saved_output_tokens += int(meta.get("output_tokens") or 0)
-            self.saved_cost += float(meta.get("cost") or 0.0)
+            self.add_usage(meta)
+
+    def add_usage(self, meta: Mapping[str, Any]) -> None:
+        """Add the entry's recorded usage; what is missing or not a sane number counts as 0."""
+        # Each figure is tested inline for its usual type first: this runs on every hit.
+        get = meta.get
+        tokens = get("input_tokens")
+        if tokens is not None:
+            if type(tokens) is int and 0 <= tokens <= _MAX_TOKENS:
+                self.saved_input_tokens += tokens
+            else:
+                self.saved_input_tokens += _tokens(tokens)
+        tokens = get("output_tokens")
+        if tokens is not None:
+            if type(tokens) is int and 0 <= tokens <= _MAX_TOKENS:
+                self.saved_output_tokens += tokens
+            else:
+                self.saved_output_tokens += _tokens(tokens)
+        cost = get("cost")
+        if cost is not None:
+            if type(cost) is float and 0.0 <= cost <= _MAX_COST:
+                self.saved_cost += cost
+            else:
+                self.saved_cost += _cost(cost)
 
     def snapshot(self, by_label: Mapping[str, CacheStats] = _NO_LABELS) -> CacheStats:
         return CacheStats(
@@ -121,7 +182,7 @@ class StatsRecorder:
         total.hits += 1
         total.saved_seconds += call_seconds
         if meta:
-            total.add_saved(0.0, meta)
+            total.add_usage(meta)
         if label is not None:
             per_label = self._for(label)[1]
             per_label.hits += 1
@@ -133,7 +194,7 @@ class StatsRecorder:
         total.coalesced += 1
         total.saved_seconds += call_seconds
         if meta:
-            total.add_saved(0.0, meta)
+            total.add_usage(meta)
         if label is not None:
             per_label = self._for(label)[1]
             per_label.coalesced += 1

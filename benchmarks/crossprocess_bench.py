@@ -144,7 +144,7 @@ async def run() -> list[dict[str, Any]]:
 
 async def _worker(url: str, count_file: str, leases: bool) -> None:
     from agentcache import AgentCache
-    from agentcache.stores.leases import LeasePolicy
+    from agentcache.leasing import LeasePolicy
 
     async def upstream(prompt: str) -> str:
         with open(count_file, "a") as f:  # noqa: ASYNC230 - a tiny append, counted across processes

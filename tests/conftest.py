@@ -27,16 +27,6 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-@pytest.fixture(autouse=True)
-def _store_retried_at_once(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests of recovery retry a failed store on the next call instead of resting it for 1 s.
-
-    Tests of the resting itself are marked ``@pytest.mark.store_rest`` and keep the default.
-    """
-    if "store_rest" not in request.keywords:
-        monkeypatch.setattr("agentcache.cache.REOPEN_SECONDS", 0.0)
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--run-slow", action="store_true", default=False, help="also run @pytest.mark.slow tests"

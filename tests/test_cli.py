@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from agentcache import AgentCache
 from agentcache.cli import INSTALL_HINT, main
 from agentcache.stores.memory import MemoryStore
-from tests.stores.conftest import REDIS_URL, delete_prefix, require_redis
+from tests.stores.conftest import REDIS_OWN_DB_URL, REDIS_URL, delete_prefix, require_redis
 
 KINDS = ["memory", "sqlite", "redis"]
 
@@ -318,6 +318,34 @@ def test_clear_yes_deletes_everything(filled: Cli) -> None:
     assert keys_of(filled) == []
 
 
+@pytest.mark.parametrize("namespace", ["*", ""])
+@pytest.mark.parametrize(
+    "command", [("clear", "--yes"), ("ls",), ("prune",), ("export", "-"), ("explain", "--key", "0")]
+)
+def test_a_namespace_option_that_is_a_pattern_is_refused_before_the_store_is_touched(
+    filled: Cli, command: tuple[str, ...], namespace: str
+) -> None:
+    result = filled(*command, "--namespace", namespace)
+    assert result.code == 2
+    assert "'--namespace'" in result.err
+    assert f"namespace {namespace!r}" in result.err or "non-empty" in result.err
+    assert len(keys_of(filled)) == 3
+
+
+def test_clear_of_a_glob_namespace_on_redis_deletes_nothing(make_cli: Callable[[str, str], Cli]) -> None:
+    cli = make_cli("redis", "own database")
+    cli.url = f"{REDIS_OWN_DB_URL}?prefix={cli.prefix}"  # nothing else is in reach if this regresses
+    try:
+        asyncio.run(_fill(cli))
+        result = cli("clear", "-n", "*", "--yes")
+        assert (result.code, result.out) == (2, "")
+        assert "not usable" in result.err
+        assert len(keys_of(cli)) == 3
+        assert "removed 1 entry (namespace 'archive')" in cli("clear", "-n", "archive", "--yes").err
+    finally:
+        asyncio.run(delete_prefix(cli.prefix, REDIS_OWN_DB_URL))
+
+
 def test_prune_removes_expired_entries(filled: Cli) -> None:
     dry = filled("prune", "--dry-run")
     assert "would remove 1 entries: 1 expired" in dry.err
@@ -379,6 +407,16 @@ def test_reading_a_missing_sqlite_file_does_not_create_it(
 def test_a_bad_url_names_the_known_schemes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--url", "ftp://x", "stats"]) == 1
     assert "known schemes" in capsys.readouterr().err
+
+
+def test_a_bad_url_from_the_environment_is_named_as_such(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTCACHE_URL", "foo")
+    assert main(["stats"]) == 1
+    assert capsys.readouterr().err.startswith("error: $AGENTCACHE_URL='foo' names no store")
+    assert main(["--url", "foo", "stats"]) == 1
+    assert "AGENTCACHE_URL" not in capsys.readouterr().err
 
 
 # -- export / import -------------------------------------------------------------------------

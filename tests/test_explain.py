@@ -33,7 +33,8 @@ from agentcache.explain import explain, fingerprints, fingerprints_of
 from agentcache.keys import normalize, stored_key
 from agentcache.pydantic_ai import request_key
 from agentcache.stores.memory import MemoryStore
-from agentcache.stores.sqlite import _RELATED, SQLiteStore
+from agentcache.stores.sqlite import SQLiteStore
+from agentcache.stores.sqlite._schema import RELATED
 from tests.stores.conftest import REDIS_URL, delete_prefix, require_redis
 
 
@@ -256,7 +257,7 @@ def test_the_fingerprint_lookups_use_an_index(tmp_path: Path, facet: str) -> Non
 
     asyncio.run(create())
     conn = sqlite3.connect(tmp_path / "cache.db")
-    plan = conn.execute(f"EXPLAIN QUERY PLAN {_RELATED[facet]}", ("default", "f", 5)).fetchall()
+    plan = conn.execute(f"EXPLAIN QUERY PLAN {RELATED[facet]}", ("default", "f", 5)).fetchall()
     conn.close()
     assert f"USING INDEX entries_by_{facet}" in " ".join(str(row[-1]) for row in plan)
 

@@ -15,8 +15,7 @@ from tests.helpers import Upstream
 async def test_concurrent_misses_are_written_by_one_executemany(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "cache.db")
     await store.open()
-    writer = store._writer
-    assert writer is not None
+    writer = store._file.writer
     real = writer.executemany
     batches: list[int] = []
 

@@ -67,8 +67,7 @@ async def test_concurrent_reads_share_one_query(db_url: str, tmp_path: Path) -> 
     store = SQLiteStore(tmp_path / "cache.db")
     await store.open()
     selects: list[str] = []
-    assert store._reader is not None
-    await store._reader.set_trace_callback(
+    await store._file.reader.set_trace_callback(
         lambda sql: selects.append(sql) if sql.startswith("SELECT key") else None
     )
     async with AgentCache(store) as cache:
@@ -81,8 +80,7 @@ async def test_concurrent_writes_share_one_transaction(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "cache.db")
     await store.open()
     commits: list[str] = []
-    assert store._writer is not None
-    await store._writer.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    await store._file.writer.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
     async with AgentCache(store) as cache:
         await asyncio.gather(*(cache.get_or_call(f"k{i}", Upstream()) for i in range(300)))
         assert cache.stats.stores == 300
@@ -95,8 +93,7 @@ async def test_hits_are_counted_in_batches_not_written_per_hit(db_url: str, tmp_
     store = SQLiteStore(tmp_path / "cache.db")
     await store.open()
     writes: list[str] = []
-    assert store._writer is not None
-    await store._writer.set_trace_callback(lambda sql: writes.append(sql))
+    await store._file.writer.set_trace_callback(lambda sql: writes.append(sql))
     async with AgentCache(store) as cache:
         for _ in range(50):
             await cache.get_or_call("k", Upstream())
@@ -215,8 +212,7 @@ async def _traced_store(tmp_path: Path) -> tuple[SQLiteStore, list[str]]:
     store = SQLiteStore(tmp_path / "cache.db")
     await store.open()
     selects: list[str] = []
-    assert store._reader is not None
-    await store._reader.set_trace_callback(
+    await store._file.reader.set_trace_callback(
         lambda sql: selects.append(sql) if sql.startswith("SELECT key") else None
     )
     return store, selects

@@ -26,11 +26,17 @@ def main(argv: Sequence[str] | None = None, *, store: Store | None = None) -> in
     ``store`` runs the commands against a store the caller already holds (e.g. a ``memory://``
     store in the same process) instead of opening ``--url``; it is left open.
     """
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
         from ._app import run
     except ImportError as exc:
         if exc.name not in ("click", "rich") and not str(exc.name).startswith(("click.", "rich.")):
             raise
+        if args == ["--version"]:  # answered without the extra: a bug report needs it most
+            from .._version import __version__
+
+            sys.stdout.write(f"agentcache {__version__}\n")
+            return 0
         sys.stderr.write(f"agentcache: {INSTALL_HINT}\n")
         return 2
-    return run(list(sys.argv[1:] if argv is None else argv), store=store)
+    return run(args, store=store)

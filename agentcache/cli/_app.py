@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -22,12 +21,14 @@ import click
 from .. import _admin as admin
 from .. import _transfer as transfer
 from .. import codec
-from .._options import resolve_url
-from ..errors import AgentCacheError, ConfigurationError
+from .._options import resolve_url, store_from_setting
+from .._version import __version__
+from ..errors import AgentCacheError, ConfigurationError, StoreMissingError
 from ..explain import Explanation, explain, material_of
 from ..keys import normalize, stored_key, validate_namespace
-from ..stores import Store, open_store, redact_url
+from ..stores import Store, redact_url
 from ..stores.base import Entry, namespace_of
+from ..stores.capabilities import disk_usage_of, opens_existing, vacuumable
 from ._output import STYLES, Output, human_bytes
 
 __all__ = ["run"]
@@ -48,12 +49,16 @@ class _Context:
     async def _run(self, work: Callable[[Store], Awaitable[T]], create: bool) -> T:
         if self.store is not None:
             return await work(self.store)
-        store = open_store(resolve_url(self.url))
-        path = getattr(store, "path", None)
-        if not create and isinstance(path, Path) and not path.exists():
-            # Reading must not create an empty cache file as a side effect.
-            raise ConfigurationError(f"no cache at {path} (nothing stored yet, or another --url?)")
-        await store.open()
+        store = store_from_setting(self.url)  # a bad $AGENTCACHE_URL is named as such
+        existing = None if create else opens_existing(store)
+        if existing is None:
+            await store.open()
+        else:
+            try:
+                await existing.open_existing()  # reading must not create a cache as a side effect
+            except StoreMissingError as exc:
+                url = redact_url(store.url)
+                raise ConfigurationError(f"no cache at {url}: {exc} (another --url?)") from None
         try:
             return await work(store)
         finally:
@@ -79,6 +84,7 @@ def run(argv: list[str], *, store: Store | None = None) -> int:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="agentcache", message="%(prog)s %(version)s")
 @click.option("--url", help="Store URL (default: $AGENTCACHE_URL, else sqlite:///.agentcache/cache.db).")
 @click.option(
     "--style",
@@ -101,6 +107,19 @@ def _ctx() -> _Context:
 
 def _age(text: str | None, now: float) -> float | None:
     return None if text is None else admin.parse_age(text, now)
+
+
+def _checked_namespace(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A ``-n/--namespace`` value, refused before any store is opened if it cannot be a namespace.
+
+    A namespace is never a pattern: ``-n '*'`` must not reach a store as "every namespace".
+    """
+    if value is None:
+        return None
+    try:
+        return validate_namespace(value)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
 # -- stats -----------------------------------------------------------------------------------
@@ -164,7 +183,8 @@ def stats(since: str | None, as_json: bool) -> None:
 
 
 async def _disk_usage(store: object) -> int | None:
-    return await store.disk_usage() if isinstance(store, admin.DiskUsage) else None
+    sized = disk_usage_of(store)
+    return None if sized is None else await sized.disk_usage()
 
 
 def store_url(ctx: _Context) -> str:
@@ -176,7 +196,7 @@ def store_url(ctx: _Context) -> str:
 
 
 @cli.command(name="ls")
-@click.option("--namespace", "-n", help="Only this namespace.")
+@click.option("--namespace", "-n", callback=_checked_namespace, help="Only this namespace.")
 @click.option("--model", help="Only entries of this model.")
 @click.option("--label", help="Only entries with this label.")
 @click.option("--older-than", help="Only entries recorded before: 7d, 2h, or an ISO date.")
@@ -274,6 +294,8 @@ def show(key: str, as_json: bool) -> None:
     out.line("value")
     if "value_error" in record:
         out.line(f"  (cannot be decoded: {record['value_error']})")
+    elif isinstance(record["value"], bytes):  # a bytes value, stored raw: JSON has no bytes
+        out.line(_indent(repr(record["value"])))
     else:
         out.line(_indent(json.dumps(record["value"], indent=2, ensure_ascii=False)))
 
@@ -284,7 +306,7 @@ def show(key: str, as_json: bool) -> None:
 @cli.command(name="explain")
 @click.argument("source", required=False, type=click.File("r", encoding="utf-8"))
 @click.option("--key", "stored", help="Explain a stored entry (a key or hash prefix) instead.")
-@click.option("--namespace", "-n", default="default", show_default=True,
+@click.option("--namespace", "-n", default="default", show_default=True, callback=_checked_namespace,
               help="Namespace of the key material read from SOURCE.")  # fmt: skip
 @click.option("--text", is_flag=True, help="SOURCE is a plain prompt (its final newline dropped), not JSON.")
 @click.option("--limit", type=click.IntRange(min=1), default=3, show_default=True,
@@ -312,7 +334,6 @@ def explain_command(
                 raise click.UsageError(
                     f"{_name(source)} is not JSON ({exc}); pass --text for a plain prompt"
                 ) from None
-        validate_namespace(namespace)
 
     async def work(store: Store) -> Explanation:
         if stored is not None:
@@ -354,7 +375,8 @@ def rm(keys: Sequence[str]) -> None:
 
 
 @cli.command()
-@click.option("--namespace", "-n", help="Only this namespace (default: every namespace).")
+@click.option("--namespace", "-n", callback=_checked_namespace,
+              help="Only this namespace (default: every namespace).")  # fmt: skip
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 def clear(namespace: str | None, yes: bool) -> None:
     """Delete every entry (of one namespace, or all); asks first unless --yes."""
@@ -369,7 +391,7 @@ def clear(namespace: str | None, yes: bool) -> None:
 
 
 @cli.command()
-@click.option("--namespace", "-n", help="Only this namespace.")
+@click.option("--namespace", "-n", callback=_checked_namespace, help="Only this namespace.")
 @click.option("--older-than", help="Also entries recorded before: 30d, 12h, or an ISO date.")
 @click.option("--max-size", help="Then evict least recently hit entries until at most SIZE remain (100MB).")
 @click.option("--dry-run", is_flag=True, help="Only say what would be deleted.")
@@ -405,11 +427,12 @@ def vacuum() -> None:
     ctx = _ctx()
 
     async def work(store: Store) -> tuple[int | None, int | None]:
-        if not isinstance(store, admin.Vacuumable):
+        compactable = vacuumable(store)
+        if compactable is None:
             return None, None
         before = await _disk_usage(store)
         with ctx.output.status("vacuuming"):
-            await store.vacuum()
+            await compactable.vacuum()
         return before, await _disk_usage(store)
 
     before, after = ctx.run(work)
@@ -425,7 +448,7 @@ def vacuum() -> None:
 
 @cli.command(name="export")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
-@click.option("--namespace", "-n", help="Only this namespace.")
+@click.option("--namespace", "-n", callback=_checked_namespace, help="Only this namespace.")
 def export_command(file: str, namespace: str | None) -> None:
     """Write live entries to FILE.jsonl ('-': stdout) to share a warmed cache."""
     ctx, now = _ctx(), time.time()

@@ -1,58 +1,114 @@
 """MicroBatcher: requests made while a batch is being prepared or is in flight share the next one.
 
-Used by the lease implementations, where 1,000 concurrent misses would otherwise mean 1,000 claim
-and 1,000 release round trips: each batch is one pipeline (Redis) or one statement of one group
-commit (SQLite). Touched only from the event loop's thread, so no lock is needed.
+Every batching loop of the stores is this one class: SQLite's batched reads, its group commit and
+its lease claims; Redis's MGETs, its MULTI/EXEC writes and its lease pipelines. 1,000 concurrent
+lookups cost a couple of round trips instead of 1,000. Touched only from the event loop's thread,
+so no lock is needed.
+
+One exception policy: the exception of a batch reaches every submitter of that batch, unchanged,
+and the next batch still runs; a ``BaseException`` that is not an ``Exception`` (cancellation of
+the drain, ``KeyboardInterrupt``) also propagates out of the drain after failing the batch.
+
+One event-loop policy: a batcher follows the running loop. Work queued by a loop that has since
+closed (a finished ``asyncio.run``) was never acknowledged to anyone and can never complete, so it
+is dropped, and ``on_new_loop`` lets the owner drop what else belonged to that loop (connections)
+before the first item of the new loop is queued. A store used from a second ``asyncio.run``
+therefore reconnects; it never raises "Event loop is closed".
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, final
 
 __all__ = ["MicroBatcher"]
 
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 
+_UNBOUNDED = 1 << 62
 
+
+@final
 class MicroBatcher(Generic[ItemT, ResultT]):
-    """Runs ``run(items)`` once per batch of submitted items; each submitter gets its result."""
+    """Runs ``run(items)`` once per batch of submitted items; each submitter gets its own result.
 
-    __slots__ = ("_drain", "_max", "_pending", "_run")
+    ``run`` returns one result per item, in order. ``max_batch`` bounds the items of one run (the
+    rest wait for the next); by default every item waiting shares one run.
+    """
+
+    __slots__ = ("_drain", "_loop", "_max", "_on_new_loop", "_pending", "_run")
 
     def __init__(
-        self, run: Callable[[list[ItemT]], Awaitable[Sequence[ResultT]]], max_batch: int = 1_000
+        self,
+        run: Callable[[list[ItemT]], Awaitable[Sequence[ResultT]]],
+        *,
+        max_batch: int = _UNBOUNDED,
+        on_new_loop: Callable[[], None] | None = None,
     ) -> None:
         self._run = run
         self._max = max_batch
+        self._on_new_loop = on_new_loop
+        # Who touches these: only the event loop's thread, between awaits.
         self._pending: list[tuple[ItemT, asyncio.Future[ResultT]]] = []
         self._drain: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def submit(self, item: ItemT) -> ResultT:
-        """Queue ``item`` for the next batch and wait for its result (or the batch's exception)."""
+    def __len__(self) -> int:
+        """Items queued and not yet taken by a run."""
+        return len(self._pending)
+
+    @property
+    def busy(self) -> bool:
+        """True while a drain is running or items are waiting for one (on the running loop)."""
+        return self._drain is not None or bool(self._pending)
+
+    def follow_loop(self) -> asyncio.AbstractEventLoop:
+        """Adopt the running loop, dropping what a previous (closed) loop left; return the loop."""
         loop = asyncio.get_running_loop()
-        if self._drain is not None and self._drain.get_loop() is not loop:
-            # Left by an event loop that was closed with it pending: it will never run again,
-            # and nobody is left to read what was queued for it.
+        if self._loop is not loop:
+            stale = self._loop is not None
+            self._loop = loop
             self._pending, self._drain = [], None
+            if stale and self._on_new_loop is not None:
+                self._on_new_loop()
+        return loop
+
+    def submit_nowait(self, item: ItemT) -> asyncio.Future[ResultT]:
+        """Queue ``item`` for the next batch; the future gets its result or the batch's exception.
+
+        For callers that must learn the outcome even if they are cancelled meanwhile (a lease claim
+        that won must be released): await it under ``asyncio.shield`` and inspect it afterwards.
+        """
+        loop = self.follow_loop()
         future: asyncio.Future[ResultT] = loop.create_future()
         self._pending.append((item, future))
         if self._drain is None:
-            self._drain = asyncio.ensure_future(self._drain_all())
-        return await future
+            self._drain = loop.create_task(self._drain_all())
+        return future
+
+    async def submit(self, item: ItemT) -> ResultT:
+        """Queue ``item`` for the next batch and wait for its result (or the batch's exception)."""
+        return await self.submit_nowait(item)
+
+    async def wait_idle(self) -> None:
+        """Return once nothing is queued or running (what was queued has landed, either way)."""
+        while self._drain is not None and self._loop is asyncio.get_running_loop():
+            await asyncio.gather(self._drain, return_exceptions=True)
 
     async def _drain_all(self) -> None:
         me = asyncio.current_task()
         try:
-            while self._pending:
+            while self._pending and self._drain is me:
                 batch, self._pending = self._pending[: self._max], self._pending[self._max :]
                 try:
                     results = await self._run([item for item, _ in batch])
+                    if len(results) != len(batch):
+                        raise RuntimeError(f"a batch of {len(batch)} gave {len(results)} results")
                 except GeneratorExit:
-                    # Destroyed with a loop that was closed: taking the next batch (queued by
-                    # a live loop) here would strand it, since this coroutine cannot await.
+                    # Destroyed with a loop that was closed: taking the next batch (queued by a
+                    # live loop) here would strand it, since this coroutine can no longer await.
                     raise
                 except BaseException as exc:
                     for _, future in batch:
@@ -61,7 +117,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
                     if not isinstance(exc, Exception):
                         raise
                     continue
-                for (_, future), result in zip(batch, results, strict=True):
+                for (_, future), result in zip(batch, results, strict=False):
                     if not future.done():
                         future.set_result(result)
         finally:

@@ -5,7 +5,8 @@ batching and scanning that performance and the CLI need. Timeouts, fail-open, si
 statistics live in the cache layer above, once, not in every store.
 
 Stores translate their driver's errors at one boundary into ``BackendError`` /
-``BackendUnavailableError`` (``raise ... from exc``). Keys are the cache's stored keys,
+``BackendUnavailableError`` (``raise ... from exc``). Optional abilities (leases, a fingerprint
+index, disk usage, vacuum) are declared in ``capabilities.py``. Keys are the cache's stored keys,
 ``"<namespace>:v1:<sha256 hex>"``; ``namespace_of`` recovers the namespace.
 """
 
@@ -14,7 +15,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .capabilities import Lease
 
 __all__ = ["Entry", "Store", "namespace_of"]
 
@@ -66,8 +70,12 @@ class Store(Protocol):
     async def get_many(self, keys: Sequence[str], now: float) -> list[Entry | None]:
         """The entries of ``keys`` in order; ``None`` for missing or expired (at ``now``) ones."""
 
-    async def set_many(self, items: Sequence[tuple[str, Entry]]) -> None:
-        """Insert or replace entries; durable (committed) when it returns."""
+    async def set_many(self, items: Sequence[tuple[str, Entry]], *, release: Lease | None = None) -> None:
+        """Insert or replace entries; durable (committed) when it returns.
+
+        ``release``: a lease the caller holds on one of the keys; a store with leases releases it
+        in the same commit and sets ``release.released`` (``capabilities.py``); others ignore it.
+        """
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         """Delete entries; return how many existed."""

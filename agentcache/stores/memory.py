@@ -13,7 +13,9 @@ from dataclasses import replace
 from urllib.parse import SplitResult
 
 from ..errors import ConfigurationError
+from ..keys import validate_namespace
 from .base import Entry, namespace_of
+from .capabilities import Lease
 
 __all__ = ["NO_MEMO", "MemoryStore"]
 
@@ -106,8 +108,8 @@ class MemoryStore:
             out.append(None if slot is None else self._counted(key, slot[0]))
         return out
 
-    async def set_many(self, items: Sequence[tuple[str, Entry]]) -> None:
-        """Insert or replace entries."""
+    async def set_many(self, items: Sequence[tuple[str, Entry]], *, release: Lease | None = None) -> None:
+        """Insert or replace entries (``memory://`` has no leases: ``release`` is ignored)."""
         for key, entry in items:
             self.put(key, entry)
 
@@ -116,11 +118,18 @@ class MemoryStore:
         return sum(self.discard(key) for key in keys)
 
     async def clear(self, namespace: str | None) -> int:
-        """Delete every entry of ``namespace`` (``None``: all)."""
+        """Delete every entry of ``namespace`` (``None``: all); refuses a bad namespace."""
+        if namespace is not None:
+            validate_namespace(namespace)
         return self.discard_namespace(namespace)
 
-    async def scan(self, namespace: str | None = None) -> AsyncIterator[tuple[str, Entry]]:
+    def scan(self, namespace: str | None = None) -> AsyncIterator[tuple[str, Entry]]:
         """Entries newest first (a snapshot, so the caller may modify the store meanwhile)."""
+        if namespace is not None:
+            validate_namespace(namespace)  # here, not at the first iteration
+        return self._scan(namespace)
+
+    async def _scan(self, namespace: str | None) -> AsyncIterator[tuple[str, Entry]]:
         snapshot = sorted(self._data.items(), key=lambda kv: kv[1][0].created_at, reverse=True)
         for key, (entry, _memo) in snapshot:
             if namespace is None or namespace_of(key) == namespace:

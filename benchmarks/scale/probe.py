@@ -206,11 +206,11 @@ def query_plans(path: Path) -> list[tuple[str, str]]:
     """SQLite's plan for each statement the store runs: a SCAN of entries is a full-table pass."""
     import sqlite3
 
-    from agentcache.stores import sqlite as module
+    from agentcache.stores.sqlite import _schema as module
 
     statements = [
-        ("hit (get_many)", module._SELECT.format("?"), ("k",)),
-        ("hit bookkeeping (note_hit flush)", module._NOTE_HITS, (1, 0.0, "k")),
+        ("hit (get_many)", module.SELECT_KEYS.format("?"), ("k",)),
+        ("hit bookkeeping (note_hit flush)", module.NOTE_HITS, (1, 0.0, "k")),
         ("delete one key", "DELETE FROM entries WHERE key IN (?)", ("k",)),
         ("clear(namespace)", "DELETE FROM entries WHERE namespace = ?", ("ns",)),
         (

@@ -8,6 +8,7 @@ import pytest
 from pydantic_ai import models
 
 from agentcache import AgentCache
+from tests.pydantic_ai.fake_api import FakeOpenAI, serve
 
 
 @pytest.fixture(autouse=True)
@@ -21,3 +22,10 @@ def _no_model_requests() -> Iterator[None]:
 async def cache() -> AsyncIterator[AgentCache]:
     async with AgentCache("memory://") as c:
         yield c
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """A local fake OpenAI API (Chat Completions and Responses) with fresh ids on every answer."""
+    with serve() as api:
+        yield api

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import os
 import subprocess
@@ -15,7 +16,8 @@ from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserProm
 from pydantic_ai.models import ModelRequestParameters, override_allow_model_requests
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from agentcache import AgentCache, CacheMissError, ConfigurationError
+import agentcache.pydantic_ai
+from agentcache import AgentCache, AgentCacheWarning, CacheMissError, ConfigurationError
 from agentcache.pydantic_ai import CacheCapability, CachedModel
 from tests.pydantic_ai.helpers import ProviderLike, Scripted, Verdict, tool_agent
 
@@ -71,6 +73,35 @@ async def test_each_hit_is_a_fresh_response_object(cache: AgentCache) -> None:
     one.parts.append(TextPart("mutated"))
     three = await model.request(messages, None, params)
     assert three.parts == two.parts
+
+
+async def test_concurrent_callers_of_one_request_each_get_their_own_response(cache: AgentCache) -> None:
+    llm = Scripted()
+    llm.gate = asyncio.Event()
+    arrived = 0
+    all_arrived = asyncio.Event()
+
+    class Counting(CachedModel):
+        async def request(self, *args: Any) -> ModelResponse:
+            nonlocal arrived
+            arrived += 1
+            if arrived == 5:
+                all_arrived.set()
+            return await super().request(*args)
+
+    model = Counting(llm.model(), cache=cache)
+    messages: list[Any] = [ModelRequest(parts=[UserPromptPart("hi")])]
+    requests = [
+        asyncio.ensure_future(model.request(messages, None, ModelRequestParameters())) for _ in range(5)
+    ]
+    await all_arrived.wait()
+    llm.gate.set()
+    responses = await asyncio.gather(*requests)
+    assert llm.calls == 1
+    assert len({id(r) for r in responses}) == 5
+    assert all(r.parts == [TextPart("plain answer")] for r in responses)
+    responses[0].parts.append(TextPart("mutated"))
+    assert all(r.parts == [TextPart("plain answer")] for r in responses[1:])
 
 
 async def test_capability_and_wrapper_build_the_same_keys(cache: AgentCache) -> None:
@@ -286,23 +317,47 @@ def test_a_fresh_process_reruns_with_zero_model_calls(tmp_path: Path) -> None:
     assert outputs == [["2", "7"], ["0", "7"]]
 
 
-async def test_a_stored_response_this_pydantic_ai_cannot_parse_is_a_warned_miss(
-    cache: AgentCache,
-) -> None:
-    from agentcache import AgentCacheWarning
-
+async def test_responses_are_stored_as_model_responses_through_the_value_type(cache: AgentCache) -> None:
     llm = Scripted()
     model = CachedModel(llm.model(), cache=cache)
     messages: list[Any] = [ModelRequest(parts=[UserPromptPart("hi")])]
     params = ModelRequestParameters()
-    await model.request(messages, None, params)
-    stored_key = cache.key(model.request_key(messages, None, params))
-    # An entry in a message format this version does not know (as a future pydantic-ai might write).
-    await cache.set(model.request_key(messages, None, params), '[{"kind": "response-v9"}]')
-    with pytest.warns(AgentCacheWarning, match="could not decode"):
-        response = await model.request(messages, None, params)
-    assert response.parts == [TextPart("plain answer")]
-    assert llm.calls == 2
-    assert cache.stats.errors == 1
-    assert await cache.get(model.request_key(messages, None, params)) != '[{"kind": "response-v9"}]'
-    assert stored_key.startswith("default:v1:")
+    answer = await model.request(messages, None, params)
+    stored = await cache.get(model.request_key(messages, None, params), value_type=ModelResponse)
+    assert isinstance(stored, ModelResponse)
+    assert stored.parts == answer.parts == [TextPart("plain answer")]
+    assert stored.usage == answer.usage
+
+
+async def test_a_stored_response_of_another_message_format_is_a_miss_that_leaves_the_entry(
+    cache: AgentCache,
+) -> None:
+    llm = Scripted()
+    model = CachedModel(llm.model(), cache=cache)
+    messages: list[Any] = [ModelRequest(parts=[UserPromptPart("hi")])]
+    params = ModelRequestParameters()
+    material = model.request_key(messages, None, params)
+    # What another pydantic-ai version sharing this store might have written for the same request.
+    other_format = {"kind": "response", "parts": [{"part_kind": "hologram", "beams": 3}], "state": "later"}
+    await cache.set(material, other_format)
+    for calls in (1, 2):
+        with pytest.warns(AgentCacheWarning):
+            response = await model.request(messages, None, params)
+        assert response.parts == [TextPart("plain answer")]
+        assert llm.calls == calls  # a miss for this version, every time
+    assert await cache.get(material) == other_format  # neither deleted nor overwritten
+
+
+def test_the_integration_uses_only_the_public_cache_api() -> None:
+    package = Path(agentcache.pydantic_ai.__file__).parent
+    private_uses = []
+    for source in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and "cache" in ast.unparse(node.value).lower()
+            ):
+                private_uses.append(f"{source.name}:{node.lineno}: {ast.unparse(node)}")
+    assert private_uses == []

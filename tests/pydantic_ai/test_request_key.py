@@ -12,10 +12,13 @@ from typing import Any
 
 import pytest
 from pydantic_ai.messages import (
+    CachePoint,
     ModelMessage,
     ModelRequest,
     ModelResponse,
     SystemPromptPart,
+    TextPart,
+    ThinkingPart,
     ToolCallPart,
     ToolReturnPart,
     UserPromptPart,
@@ -120,13 +123,13 @@ def key(
 
 # Golden values: a change here means every stored pydantic-ai entry stops matching. Only change
 # them together with KEY_SCHEMA.
-GOLDEN_DIGEST = "82086d13006a1b916c04ed09ddc8c3bf857a646a32d8186099a8d3d397ac3644"
+GOLDEN_DIGEST = "4693fc59c39902d62ca0f3ea7e7ac0ca7bc3dd568641c7b71622b8a19b19940c"
 GOLDEN_STORED_KEY = f"default:v1:{GOLDEN_DIGEST}"
 
 
 def test_golden_key_of_a_tool_calling_request_is_pinned() -> None:
     material = request_key(history(), SETTINGS, parameters(), model_id=MODEL)  # type: ignore[arg-type]
-    assert material["schema"] == KEY_SCHEMA == "agentcache.pydantic_ai/1"
+    assert material["schema"] == KEY_SCHEMA == "agentcache.pydantic_ai/2"
     assert digest(material) == GOLDEN_DIGEST
     assert stored_key(material, "default") == GOLDEN_STORED_KEY
 
@@ -134,6 +137,7 @@ def test_golden_key_of_a_tool_calling_request_is_pinned() -> None:
 def test_golden_key_material_shape_is_pinned() -> None:
     material = request_key(history(), SETTINGS, parameters(), model_id=MODEL)  # type: ignore[arg-type]
     assert material["model"] == MODEL
+    assert material["api"] is None  # keyed by model_id alone; a model= also names its API
     assert material["settings"] == {"temperature": 0.2, "seed": 7, "max_tokens": 400}
     first, response, tool_return = material["messages"]
     system_part = {
@@ -141,7 +145,6 @@ def test_golden_key_material_shape_is_pinned() -> None:
         "dynamic_ref": None,
         "context_id": None,
         "scope": "conversation",
-        "metadata": None,
         "part_kind": "system-prompt",
     }
     assert first == {
@@ -232,6 +235,86 @@ def test_tool_call_ids_are_renamed_by_first_appearance_keeping_pairs() -> None:
     swapped = history(call_id="a")
     swapped[2] = replace(swapped[2], parts=[ToolReturnPart("research", "high tide at noon", "b")])
     assert key(messages=swapped) != key()  # the return no longer answers the call
+
+
+def responses_history(*, reasoning: str, call: str, item: str, message: str) -> list[ModelMessage]:
+    """A Responses API conversation: every output item carries the provider's id for it."""
+    return [
+        ModelRequest(parts=[UserPromptPart("When is high tide?", timestamp=T0)]),
+        ModelResponse(
+            parts=[
+                ThinkingPart("Look it up.", id=reasoning, signature="enc", provider_name="openai"),
+                ToolCallPart("research", {"topic": "tides"}, call, id=item, provider_name="openai"),
+            ],
+            provider_name="openai",
+        ),
+        ModelRequest(parts=[ToolReturnPart("research", "high tide at noon", call, timestamp=T0)]),
+        ModelResponse(
+            parts=[TextPart("At noon.", id=message, provider_name="openai")], provider_name="openai"
+        ),
+        ModelRequest(parts=[UserPromptPart("And low tide?", timestamp=T0)]),
+    ]
+
+
+def test_provider_output_item_ids_are_renamed_in_order_of_appearance() -> None:
+    run_one = responses_history(reasoning="rs_1a", call="call_1", item="fc_1b", message="msg_1c")
+    run_two = responses_history(reasoning="rs_9x", call="call_9", item="fc_9y", message="msg_9z")
+    assert key(messages=run_one) == key(messages=run_two)
+    material = request_key(run_one, None, ModelRequestParameters(), model_id=MODEL)
+    thinking, tool_call = material["messages"][1]["parts"]
+    assert (thinking["id"], tool_call["id"], tool_call["tool_call_id"]) == ("id0", "id1", "tc0")
+    assert thinking["signature"] == "enc"  # what a reasoning model needs back is kept
+    assert material["messages"][3]["parts"][0]["id"] == "id2"
+
+
+def test_renamed_item_ids_still_say_which_items_are_the_same() -> None:
+    distinct = responses_history(reasoning="rs_1", call="call_1", item="fc_1", message="msg_1")
+    one_item_twice = responses_history(reasoning="rs_1", call="call_1", item="rs_1", message="msg_1")
+    assert key(messages=distinct) != key(messages=one_item_twice)
+
+
+def test_application_metadata_is_never_keyed() -> None:
+    tagged = history()
+    tagged[0] = replace(
+        tagged[0],
+        parts=[replace(tagged[0].parts[0], metadata={"added_by": "harness"}), tagged[0].parts[1]],
+        metadata={"trace": "abc"},
+    )
+    tagged[2] = replace(tagged[2], parts=[replace(tagged[2].parts[0], metadata={"rows": 3})])
+    assert key(messages=tagged) == key()
+
+
+def test_prompt_caching_hints_never_change_the_key() -> None:
+    hinted = history()
+    prompt = hinted[0].parts[1]
+    hinted[0] = replace(
+        hinted[0],
+        parts=[hinted[0].parts[0], replace(prompt, content=["When is high tide?", CachePoint(ttl="1h")])],
+    )
+    plain = history()
+    plain[0] = replace(plain[0], parts=[plain[0].parts[0], replace(prompt, content=["When is high tide?"])])
+    settings = {
+        **SETTINGS,
+        "cache": True,
+        "openai_prompt_cache_key": "tenant-7",
+        "anthropic_cache_messages": True,
+        "anthropic_cache_instructions": "1h",
+    }
+    assert key(messages=hinted, settings=settings, params=parameters(cache=True)) == key(messages=plain)
+
+
+def test_a_provider_url_in_the_history_is_keyed_without_credentials() -> None:
+    def answered_by(url: str) -> list[ModelMessage]:
+        messages = history()
+        messages[1] = replace(messages[1], provider_url=url)
+        return messages
+
+    with_password = answered_by("https://bob:hunter2@llm.example/v1/?api_key=sk-1")
+    material = request_key(with_password, None, parameters(), model_id=MODEL)
+    assert material["messages"][1]["provider_url"] == "https://llm.example/v1"
+    assert "hunter2" not in json.dumps(material)
+    assert key(messages=with_password) == key(messages=answered_by("https://llm.example/v1/"))
+    assert key(messages=with_password) != key(messages=answered_by("https://other.example/v1/"))
 
 
 SCRIPT = """

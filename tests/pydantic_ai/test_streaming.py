@@ -10,7 +10,7 @@ import pytest
 from pydantic_ai import Agent
 from pydantic_ai.messages import AgentStreamEvent, PartDeltaEvent, TextPartDelta
 
-import agentcache.pydantic_ai as integration
+import agentcache.pydantic_ai._stream as streams
 from agentcache import AgentCache
 from agentcache.pydantic_ai import CachedModel, request_key
 from tests.pydantic_ai.helpers import STREAM_WORDS, Scripted
@@ -142,7 +142,7 @@ async def test_pace_spaces_the_replayed_deltas(cache: AgentCache, monkeypatch: p
     async def record(seconds: float) -> None:
         pauses.append(seconds)
 
-    monkeypatch.setattr(integration, "_pause", record)
+    monkeypatch.setattr(streams, "_pause", record)
     llm = Scripted()
     agent = Agent(CachedModel(llm.model(), cache=cache, pace=0.02))
     await stream_deltas(agent)

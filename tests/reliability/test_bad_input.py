@@ -164,7 +164,7 @@ async def test_a_value_that_refers_to_itself_is_returned_with_a_warning_and_not_
 
 @pytest.mark.parametrize(
     "value",
-    [math.nan, {"x": math.inf}, {1: "int key"}, {"s": {1, 2}}, ("a", "tuple"), b"bytes", object()],
+    [math.nan, {"x": math.inf}, {1: "int key"}, {"s": {1, 2}}, ("a", "tuple"), {"b": b"bytes"}, object()],
 )
 async def test_a_value_json_cannot_hold_exactly_is_returned_with_a_warning(url: str, value: object) -> None:
     async with AgentCache(url) as cache:

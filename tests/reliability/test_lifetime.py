@@ -89,7 +89,7 @@ async def test_closing_with_calls_in_flight_loses_no_answer_a_caller_received(
             assert task.cancelled()
         else:
             answered[result.lower()] = result
-    assert not cache._flight, "a flight was left in the table"
+    assert not len(cache._lookup), "a flight was left in the table"
     # Every answer a caller received was committed before it was returned: a new cache has it.
     async with AgentCache(db_url, l1_max_entries=0) as again:
         never = Upstream(lambda key: "recomputed")

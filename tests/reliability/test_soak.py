@@ -136,7 +136,7 @@ async def soak(db_url: str, operations: int, seed: int) -> Tally:
                     tally.overwritten += 1
             assert len(cache._l1 or ()) <= L1_MAX
 
-        assert len(cache._flight) == 0, "a flight was left in the table"
+        assert len(cache._lookup) == 0, "a flight was left in the table"
 
     gc.collect()
     await asyncio.sleep(0)

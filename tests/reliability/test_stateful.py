@@ -137,7 +137,7 @@ class CacheMachine(RuleBasedStateMachine):
 
     @invariant()
     def no_flight_is_left(self) -> None:
-        assert len(self.cache._flight) == 0
+        assert len(self.cache._lookup) == 0
 
     def teardown(self) -> None:
         try:

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from agentcache import AgentCache, AgentCacheWarning, codec
-from agentcache.cache import REOPEN_SECONDS
 from agentcache.stores.sqlite import SQLiteStore
 from tests.helpers import Upstream
 
@@ -51,8 +50,7 @@ def assert_whole_or_absent(db: Path, cache: AgentCache, answers: dict[str, str])
 
 async def limit_pages(store: SQLiteStore, extra_pages: int | None) -> None:
     """Cap the writer's database size at its current size plus ``extra_pages`` (None: lift it)."""
-    writer = store._writer
-    assert writer is not None
+    writer = store._file.writer
     if extra_pages is None:
         await writer.execute("PRAGMA max_page_count = 1073741823")
         return
@@ -62,7 +60,7 @@ async def limit_pages(store: SQLiteStore, extra_pages: int | None) -> None:
 
 async def test_a_full_database_fails_open_stores_nothing_half_way_and_recovers(tmp_path: Path) -> None:
     db = tmp_path / "full.db"
-    cache = AgentCache(f"sqlite:///{db}", l1_max_entries=0)
+    cache = AgentCache(f"sqlite:///{db}", l1_max_entries=0, store_retry=0)
     store = cache.store
     assert isinstance(store, SQLiteStore)
     answers: dict[str, str] = {}
@@ -125,7 +123,7 @@ async def test_a_full_filesystem_fails_open_and_caching_resumes_when_space_retur
         answers[key] = big_answer(key)
         return answers[key]
 
-    async with AgentCache(f"sqlite:///{db}", l1_max_entries=0) as cache:
+    async with AgentCache(f"sqlite:///{db}", l1_max_entries=0, store_retry=0) as cache:
         await cache.get_or_call("first", call)
         filler = small_disk / "filler"
         with filler.open("wb") as f:  # take (almost) all the space that is left
@@ -209,7 +207,7 @@ async def test_a_write_lock_held_by_another_process_fails_open_without_hanging(t
     """BEGIN EXCLUSIVE elsewhere: reads go on (WAL), writes fail after the busy timeout."""
     db = tmp_path / "locked.db"
     upstream = Upstream()
-    async with AgentCache(f"sqlite:///{db}?busy_timeout=0.2", l1_max_entries=0) as cache:
+    async with AgentCache(f"sqlite:///{db}?busy_timeout=0.2", l1_max_entries=0, store_retry=0) as cache:
         await cache.get_or_call("before", upstream)
         holder = LockHolder(db, "write-lock")
         try:
@@ -219,15 +217,14 @@ async def test_a_write_lock_held_by_another_process_fails_open_without_hanging(t
         await assert_caching_resumes(cache, upstream)
 
 
-@pytest.mark.store_rest
 async def test_a_database_held_exclusively_at_open_fails_open_without_hanging(tmp_path: Path) -> None:
     """locking_mode=EXCLUSIVE elsewhere shuts out readers too: the open itself fails, once."""
     db = tmp_path / "locked.db"
     upstream = Upstream()
-    async with AgentCache(f"sqlite:///{db}", l1_max_entries=0) as cache:
+    async with AgentCache(f"sqlite:///{db}", l1_max_entries=0, store_retry=0) as cache:
         await cache.get_or_call("before", upstream)
     holder = LockHolder(db, "exclusive-mode")
-    async with AgentCache(f"sqlite:///{db}?busy_timeout=0.2", l1_max_entries=0) as cache:
+    async with AgentCache(f"sqlite:///{db}?busy_timeout=0.2", l1_max_entries=0, store_retry=0) as cache:
         store = cache.store
         opens = 0
         real_open = store.open
@@ -244,5 +241,5 @@ async def test_a_database_held_exclusively_at_open_fails_open_without_hanging(tm
             assert opens == 1
         finally:
             holder.release()
-        await asyncio.sleep(REOPEN_SECONDS)  # the documented back-off before the next open attempt
+        await asyncio.sleep(0.1)  # the cache's store_retry: the rest before the next open attempt
         await assert_caching_resumes(cache, upstream)

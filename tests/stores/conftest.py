@@ -19,6 +19,11 @@ from urllib.parse import urlsplit
 import pytest
 
 REDIS_URL = os.environ.get("AGENTCACHE_TEST_REDIS", "redis://127.0.0.1:6379/9")
+# A database of its own (same server) for tests that try to make a store delete more than it should:
+# if one ever succeeds, the other tests' data in REDIS_URL is not what it deletes.
+REDIS_OWN_DB_URL = os.environ.get(
+    "AGENTCACHE_TEST_REDIS_OWN_DB", urlsplit(REDIS_URL)._replace(path="/13", query="").geturl()
+)
 
 
 def _redis_answers(url: str) -> str | None:
@@ -63,11 +68,19 @@ async def redis_url(redis_prefix: str) -> AsyncIterator[str]:
     await delete_prefix(redis_prefix)
 
 
-async def delete_prefix(prefix: str) -> None:
-    """Delete every key under ``prefix`` in the test Redis."""
+@pytest.fixture
+async def redis_own_db_url(redis_prefix: str) -> AsyncIterator[str]:
+    """A redis:// URL on REDIS_OWN_DB_URL with this test's prefix; its keys are deleted afterwards."""
+    require_redis()
+    yield f"{REDIS_OWN_DB_URL}?prefix={redis_prefix}"
+    await delete_prefix(redis_prefix, REDIS_OWN_DB_URL)
+
+
+async def delete_prefix(prefix: str, url: str = REDIS_URL) -> None:
+    """Delete every key under ``prefix`` in the test Redis (database ``url``)."""
     import redis.asyncio as aioredis
 
-    client = aioredis.Redis.from_url(REDIS_URL)
+    client = aioredis.Redis.from_url(url)
     try:
         doomed = [k async for k in client.scan_iter(match=f"{prefix}*", count=500)]
         if doomed:

@@ -17,7 +17,7 @@ import os
 import sys
 
 from agentcache import AgentCache
-from agentcache.stores.leases import LeasePolicy
+from agentcache.leasing import LeasePolicy
 
 
 async def main(url: str, count_file: str, calls: int, call_seconds: float, lease_ttl: float) -> None:

@@ -57,3 +57,12 @@ async def test_a_failing_batch_fails_each_submitter_and_the_next_batch_still_run
     ]
     with pytest.raises(ZeroDivisionError):
         await batcher.submit(0)
+
+
+async def test_a_run_that_miscounts_its_results_fails_its_batch_instead_of_stranding_it() -> None:
+    async def short(items: list[int]) -> list[int]:
+        return items[:-1]
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(short)
+    results = await asyncio.gather(*(batcher.submit(i) for i in range(3)), return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from agentcache import ConfigurationError
 from agentcache.stores import Entry, Store, open_store
 from agentcache.stores.memory import MemoryStore
 
@@ -153,6 +154,19 @@ async def test_clear_removes_one_namespace_and_counts_it(make_store: Factory) ->
     assert sorted(k for k, _ in await listed(store)) == ["onex:v1:a", "two:v1:a"]
     assert await store.clear(None) == 2
     assert await listed(store) == []
+
+
+@pytest.mark.parametrize("pattern", ["*", "one*", "?ne", "[ot]ne", "one%", "", "one:v1"])
+async def test_a_namespace_that_is_a_pattern_is_refused_by_clear_and_scan(
+    make_store: Factory, pattern: str
+) -> None:
+    store = await make_store()
+    await store.set_many([("one:v1:a", entry()), ("two:v1:b", entry())])
+    with pytest.raises(ConfigurationError, match="namespace"):
+        await store.clear(pattern)
+    with pytest.raises(ConfigurationError, match="namespace"):
+        store.scan(pattern)  # at the call, before anything is iterated
+    assert sorted(k for k, _ in await listed(store)) == ["one:v1:a", "two:v1:b"]
 
 
 async def test_scan_lists_newest_first_and_filters_by_namespace(make_store: Factory) -> None:

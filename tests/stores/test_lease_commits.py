@@ -11,20 +11,22 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from agentcache import AgentCache
+from agentcache.leasing import LeasePolicy
 from agentcache.stores import open_store
-from agentcache.stores.leases import LeasePolicy, LeaseStore, lease_store_of
-from agentcache.stores.redis import RedisStore
-from agentcache.stores.redis_leases import RedisLeases
+from agentcache.stores.capabilities import LeaseStore, leases_of
+from agentcache.stores.redis import RedisLeases, RedisStore
 from agentcache.stores.sqlite import SQLiteStore
+
+from .conftest import REDIS_URL
 
 
 async def _traced(store: SQLiteStore) -> list[str]:
     """Every statement the store's writer connection runs from now on."""
     statements: list[str] = []
-    assert store._writer is not None
-    await store._writer.set_trace_callback(statements.append)
+    await store._file.writer.set_trace_callback(statements.append)
     return statements
 
 
@@ -33,7 +35,7 @@ def _commits(statements: list[str]) -> int:
 
 
 def _leases(store: SQLiteStore) -> LeaseStore:
-    found = lease_store_of(store)
+    found = leases_of(store)
     assert found is not None
     return found
 
@@ -56,8 +58,7 @@ async def test_a_thousand_concurrent_misses_commit_twice_claims_then_values_with
         # One transaction claims all 1,000 keys; one stores all values and deletes all claims.
         assert _commits(statements) == 2
         assert sum(s.startswith("DELETE FROM claims") for s in statements) == 1_000
-        assert store._reader is not None
-        left = await store._reader.execute_fetchall("SELECT count(*) FROM claims")
+        left = await store._file.reader.execute_fetchall("SELECT count(*) FROM claims")
         assert list(left) == [(0,)]
 
 
@@ -74,7 +75,7 @@ async def test_a_failed_call_still_releases_its_lease_on_its_own(tmp_path: Path)
             pass
         else:
             raise AssertionError("the call's exception was swallowed")
-        assert await _leases(other).claim(cache.key("prompt"), 30) is not None
+        assert await _leases(other).claim(cache.key("prompt"), "other", 30) is True
     await other.aclose()
 
 
@@ -92,11 +93,10 @@ async def test_only_the_holders_own_write_releases_its_lease(tmp_path: Path) -> 
         await called.wait()
         # Another task writes the same key: its transaction must not take the holder's lease.
         await cache.set("prompt", "from set")
-        assert await _leases(other).claim(cache.key("prompt"), 30) is None
+        assert await _leases(other).claim(cache.key("prompt"), "other", 30) is False
         proceed.set()
         assert await flight == "from the call"
-        token = await _leases(other).claim(cache.key("prompt"), 30)
-        assert token is not None  # released with the holder's value
+        assert await _leases(other).claim(cache.key("prompt"), "other", 30) is True  # released with the value
     await other.aclose()
 
 
@@ -116,7 +116,7 @@ async def test_a_long_call_keeps_its_lease_by_renewal(tmp_path: Path) -> None:
         # Four lease lifetimes: unrenewed, each lease would have expired and been claimable.
         await asyncio.sleep(4 * policy.ttl)
         for i in range(3):
-            assert await _leases(other).claim(cache.key(f"prompt {i}"), 30) is None
+            assert await _leases(other).claim(cache.key(f"prompt {i}"), "other", 30) is False
         proceed.set()
         assert await asyncio.gather(*flights) == ["answer"] * 3
     await other.aclose()
@@ -145,5 +145,8 @@ async def test_redis_releases_leases_in_the_transaction_that_stores_the_values(
             p.upper() for p in prompts
         ]
         assert separate_releases == []
-        client = store._redis()
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
         assert [k async for k in client.scan_iter(match=f"{store.prefix}l:*")] == []
+    finally:
+        await client.aclose()

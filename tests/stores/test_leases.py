@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from agentcache import AgentCache, AgentCacheWarning, ConfigurationError
+from agentcache.leasing import LeasePolicy
 from agentcache.stores import Store, open_store
-from agentcache.stores.leases import LeasePolicy, LeaseStore, lease_store_of
+from agentcache.stores.capabilities import LeaseStore, leases_of
 from agentcache.stores.memory import MemoryStore
 
 from .conftest import REDIS_URL, delete_prefix, require_redis
@@ -46,7 +47,7 @@ async def opener(request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: s
 
 
 def leases(store: Store) -> LeaseStore:
-    found = lease_store_of(store)
+    found = leases_of(store)
     assert isinstance(found, LeaseStore)
     return found
 
@@ -56,33 +57,31 @@ def leases(store: Store) -> LeaseStore:
 
 async def test_a_lease_is_exclusive_until_released(opener: Opener) -> None:
     a, b = leases(opener()), leases(opener())
-    token = await a.claim("ns:v1:k", 30)
-    assert token is not None
-    assert await b.claim("ns:v1:k", 30) is None
-    assert await a.claim("ns:v1:k", 30) is None  # not re-entrant either
-    assert await b.claim("ns:v1:other", 30) is not None  # other keys are independent
-    await a.release("ns:v1:k", token)
-    assert await b.claim("ns:v1:k", 30) is not None
+    assert await a.claim("ns:v1:k", "a", 30) is True
+    assert await b.claim("ns:v1:k", "b", 30) is False
+    assert await a.claim("ns:v1:k", "a2", 30) is False  # not re-entrant either
+    assert await b.claim("ns:v1:other", "b", 30) is True  # other keys are independent
+    await a.release("ns:v1:k", "a")
+    assert await b.claim("ns:v1:k", "b", 30) is True
 
 
 async def test_only_the_holder_can_renew_or_release(opener: Opener) -> None:
     a, b = leases(opener()), leases(opener())
-    token = await a.claim("ns:v1:k", 30)
-    assert token is not None
+    assert await a.claim("ns:v1:k", "a", 30) is True
     assert await b.renew("ns:v1:k", "not-the-token", 30) is False
     await b.release("ns:v1:k", "not-the-token")
-    assert await b.claim("ns:v1:k", 30) is None
-    assert await a.renew("ns:v1:k", token, 30) is True
+    assert await b.claim("ns:v1:k", "b", 30) is False
+    assert await a.renew("ns:v1:k", "a", 30) is True
 
 
 async def test_an_unrenewed_lease_expires_and_exactly_one_claimant_wins(opener: Opener) -> None:
     a = leases(opener())
     others = [leases(opener()) for _ in range(3)]
-    assert await a.claim("ns:v1:k", 0.2) is not None
+    assert await a.claim("ns:v1:k", "a", 0.2) is True
     deadline = time.monotonic() + 10
     while True:  # wait for the expiry itself, not for a guessed duration
-        tokens = await asyncio.gather(*(o.claim("ns:v1:k", 30) for o in others for _ in range(5)))
-        won = [t for t in tokens if t is not None]
+        claims = [o.claim("ns:v1:k", f"{n}.{i}", 30) for n, o in enumerate(others) for i in range(5)]
+        won = [w for w in await asyncio.gather(*claims) if w]
         if won:
             break
         assert time.monotonic() < deadline, "the lease never expired"
@@ -92,23 +91,23 @@ async def test_an_unrenewed_lease_expires_and_exactly_one_claimant_wins(opener: 
 
 async def test_a_renewed_lease_does_not_expire(opener: Opener) -> None:
     a, b = leases(opener()), leases(opener())
-    token = await a.claim("ns:v1:k", 0.3)
-    assert token is not None
+    assert await a.claim("ns:v1:k", "a", 0.3) is True
     for _ in range(4):
-        assert await a.renew("ns:v1:k", token, 30) is True
-    assert await b.claim("ns:v1:k", 30) is None
+        assert await a.renew("ns:v1:k", "a", 30) is True
+    assert await b.claim("ns:v1:k", "b", 30) is False
 
 
 async def test_concurrent_claims_of_one_key_have_one_winner(opener: Opener) -> None:
     stores = [leases(opener()) for _ in range(3)]
-    tokens = await asyncio.gather(*(s.claim("ns:v1:k", 30) for s in stores for _ in range(100)))
-    assert sum(t is not None for t in tokens) == 1
+    won = await asyncio.gather(
+        *(s.claim("ns:v1:k", f"{n}.{i}", 30) for n, s in enumerate(stores) for i in range(100))
+    )
+    assert sum(won) == 1
 
 
 async def test_a_release_wakes_a_waiter_before_its_timeout(opener: Opener) -> None:
     a = leases(opener())
-    token = await a.claim("ns:v1:k", 30)
-    assert token is not None
+    assert await a.claim("ns:v1:k", "a", 30) is True
     waiter = a
     started = asyncio.Event()
 
@@ -119,17 +118,20 @@ async def test_a_release_wakes_a_waiter_before_its_timeout(opener: Opener) -> No
     task = asyncio.ensure_future(wait())
     await started.wait()
     await _until_subscribed(waiter)
-    await a.release("ns:v1:k", token)
+    await a.release("ns:v1:k", "a")
     await asyncio.wait_for(task, 10)  # far below the 60 s it would otherwise sleep
 
 
 async def _until_subscribed(store: LeaseStore) -> None:
     """Redis: wait until the pub/sub subscription is live (observable on the server)."""
-    channel = getattr(store, "_channel", None)
-    if channel is None:
+    from agentcache.stores.redis import RedisLeases
+
+    if not isinstance(store, RedisLeases):
         await asyncio.sleep(0)  # SQLite: the waiter registered itself synchronously
         return
     import redis.asyncio as aioredis
+
+    channel = store.channel
 
     client = aioredis.Redis.from_url(REDIS_URL)
     try:
@@ -142,7 +144,7 @@ async def _until_subscribed(store: LeaseStore) -> None:
 
 
 def test_memory_stores_have_no_leases() -> None:
-    assert lease_store_of(MemoryStore()) is None
+    assert leases_of(MemoryStore()) is None
 
 
 def test_a_lease_policy_rejects_nonsense() -> None:
@@ -236,11 +238,11 @@ class ClaimSpy:
         self.refused = asyncio.Event()
         store.leases = lambda: self  # type: ignore[attr-defined]
 
-    async def claim(self, key: str, ttl: float) -> str | None:
-        token = await self.inner.claim(key, ttl)
-        if token is None:
+    async def claim(self, key: str, token: str, ttl: float) -> bool:
+        won = await self.inner.claim(key, token, ttl)
+        if not won:
             self.refused.set()
-        return token
+        return won
 
     async def renew(self, key: str, token: str, ttl: float) -> bool:
         return await self.inner.renew(key, token, ttl)
@@ -256,7 +258,7 @@ async def test_a_waiter_calls_through_after_the_bounded_wait(opener: Opener) -> 
     stuck = leases(opener())
     cache = AgentCache(opener(), lease=LeasePolicy(ttl=60, max_wait=0.1, poll_min=0.01, poll_max=0.02))
     async with cache:
-        assert await stuck.claim(cache.key("prompt"), 60) is not None  # a holder that never finishes
+        assert await stuck.claim(cache.key("prompt"), "stuck", 60) is True  # a holder that never finishes
         upstream = Upstream()
         upstream.proceed.set()
         with pytest.warns(AgentCacheWarning, match="calling through"):
@@ -272,13 +274,13 @@ async def test_a_cancelled_call_releases_its_lease(opener: Opener) -> None:
     async with cache:
         task = asyncio.ensure_future(cache.get_or_call("prompt", upstream))
         await upstream.called.wait()
-        assert await other.claim(cache.key("prompt"), 30) is None
+        assert await other.claim(cache.key("prompt"), "other", 30) is False
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         # The flight winds down in its own task; its release lands soon, far before the 120 s ttl.
         deadline = time.monotonic() + 10
-        while await other.claim(cache.key("prompt"), 30) is None:
+        while not await other.claim(cache.key("prompt"), "other", 30):
             assert time.monotonic() < deadline, "the cancelled call kept its lease"
             await asyncio.sleep(0.01)
 
@@ -288,7 +290,7 @@ async def test_refresh_and_read_only_modes_take_no_lease(opener: Opener) -> None
     for mode in ("refresh", "read_only"):
         cache = AgentCache(opener(), mode=mode, lease=LeasePolicy(max_wait=30))
         async with cache:
-            assert await stuck.claim(cache.key(mode), 60) is not None
+            assert await stuck.claim(cache.key(mode), "stuck", 60) is True
             upstream = Upstream()
             upstream.proceed.set()
             with warnings.catch_warnings():
@@ -299,13 +301,14 @@ async def test_refresh_and_read_only_modes_take_no_lease(opener: Opener) -> None
 async def test_lost_notifications_cost_latency_not_answers(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agentcache.stores.redis_leases import RedisLeases
+    from agentcache.stores.redis import RedisLeases
 
     monkeypatch.setattr(RedisLeases, "_ensure_listener", lambda self: None)  # no pub/sub at all
     upstream = Upstream()
     a = AgentCache(redis_url, lease=FAST)
-    b = AgentCache(redis_url, lease=FAST)
-    spy = ClaimSpy(b.store)
+    b_store = open_store(redis_url)
+    spy = ClaimSpy(b_store)  # before the cache asks the store for its leases
+    b = AgentCache(b_store, lease=FAST)
     async with a, b:
         first = asyncio.ensure_future(a.get_or_call("prompt", upstream))
         await upstream.called.wait()

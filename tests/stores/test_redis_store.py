@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 from collections.abc import AsyncIterator
 
@@ -32,8 +33,19 @@ def test_urls_carry_db_password_prefix_and_tls_options() -> None:
     assert "s3cret" not in store.url
     assert "s3cret" not in repr(store)
     assert store.url == "rediss://user:***@cache.example:6380/4"
-    kwargs = store._client_args[1]
-    assert (kwargs["ssl_cert_reqs"], kwargs["socket_timeout"]) == ("none", 2.0)
+    options = store._connection.options
+    assert (options["ssl_cert_reqs"], options["socket_timeout"]) == ("none", 2.0)
+    assert "s3cret" not in repr(store._connection)
+
+
+def test_without_redis_py_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [
+        m for m in sys.modules if m.split(".")[0] == "redis" or m.startswith("agentcache.stores.redis")
+    ]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if it were not installed
+    with pytest.raises(ConfigurationError, match=r'pip install "agentcache\[redis\]"'):
+        open_store("redis://localhost/0")
 
 
 @pytest.mark.parametrize(
@@ -117,7 +129,7 @@ class Upstream:
 
 async def test_redis_dying_mid_run_fails_open_once_and_caching_resumes(private_redis: RedisServer) -> None:
     upstream = Upstream()
-    async with AgentCache(private_redis.url, l1_max_entries=0) as cache:
+    async with AgentCache(private_redis.url, l1_max_entries=0, store_retry=0.0) as cache:
         assert await cache.get_or_call("a", upstream) == "answer to a"
         assert await cache.get_or_call("a", upstream) == "answer to a"
         assert upstream.calls == 1  # served by Redis (no L1)
@@ -138,13 +150,10 @@ async def test_redis_dying_mid_run_fails_open_once_and_caching_resumes(private_r
         assert upstream.calls == 5
 
 
-async def test_redis_down_at_start_fails_open_and_recovers(
-    private_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("agentcache.cache.REOPEN_SECONDS", 0.0)  # retry opening at once
+async def test_redis_down_at_start_fails_open_and_recovers(private_redis: RedisServer) -> None:
     upstream = Upstream()
     private_redis.kill()
-    async with AgentCache(private_redis.url, l1_max_entries=0) as cache:
+    async with AgentCache(private_redis.url, l1_max_entries=0, store_retry=0.0) as cache:  # retry at once
         with pytest.warns(AgentCacheWarning, match="calling through"):
             assert await cache.get_or_call("a", upstream) == "answer to a"
         private_redis.start()

@@ -1,0 +1,289 @@
+"""StoreGuard: fail-open access to the persistent store, with its outage state and policy in one object.
+
+Everything the cache does to its persistent store goes through here: opening (once, however many
+callers arrive at a fresh cache), reading, writing, deleting, closing. Failures are the guard's to
+handle:
+
+- **strict** (``on_store_error="raise"``, and always in ``replay`` mode): every failure raises.
+- otherwise **fail open**: the failure is counted in ``stats.errors``, warned once per outage (to
+  the caller's line, via ``Notices``), and the store is *rested*: for ``retry`` seconds calls go
+  straight through without touching it, so one outage stalls at most the one call that met it (a
+  locked file would otherwise cost every call its busy timeout). A failed write rests writes only:
+  reads are still served where they can be (a full disk, another process holding the write lock).
+  A failed read or open rests both. After the rest one call probes the store (the others keep
+  going straight through until the probe ends); each failed probe doubles the rest, up to
+  ``MAX_REST`` seconds; a successful one ends the rest. The outage (one warning, the grown rest)
+  ends with the first success of ordinary work after it, so a store that flaps stays one outage.
+  A lookup that met a failure does not try the store again: one outage stalls it at most once.
+
+Replay mode never writes, so it opens a store without creating anything where the store can
+(``capabilities.OpensExisting``): a store that is not there is a ``StoreMissingError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import final
+
+from ._notices import Notices
+from .errors import BackendError
+from .stats import StatsRecorder
+from .stores import Entry, Store, redact_url
+from .stores.capabilities import Lease, LeaseStore, leases_of, opens_existing
+
+__all__ = ["MAX_REST", "StoreGuard"]
+
+log = logging.getLogger(__name__)
+
+MAX_REST = 30.0
+"""The longest rest after repeated failures (seconds), unless ``retry`` itself is longer."""
+
+_PROBING = float("inf")  # a rest that ends when the probe in progress does
+
+
+@final
+class StoreGuard:
+    """Opens, reads, writes and deletes through a store, failing open (or raising when strict)."""
+
+    __slots__ = (
+        "_leases",
+        "_monotonic",
+        "_open",
+        "_opening",
+        "_read_rest_until",
+        "_reads_only",
+        "_rest",
+        "_retry",
+        "_stats",
+        "_warned",
+        "_write_rest_until",
+        "_writes",
+        "store",
+        "strict",
+    )
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        strict: bool,
+        reads_only: bool,
+        writes: bool,
+        retry: float,
+        stats: StatsRecorder,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self._monotonic = monotonic
+        self.strict = strict
+        self._reads_only = reads_only  # replay: open without creating anything
+        self._writes = writes  # misses are stored: only a write ends an outage
+        self._retry = retry
+        self._stats = stats
+        self._leases = leases_of(store)
+        self._open = False
+        self._opening: asyncio.Task[None] | None = None
+        # Outage state: monotonic times before which reads / writes skip the store (0: healthy).
+        self._read_rest_until = 0.0
+        self._write_rest_until = 0.0
+        self._rest = retry  # the next rest; doubles per failed probe
+        self._warned = False  # this outage has been warned about
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the store has been opened (and not closed since)."""
+        return self._open
+
+    @property
+    def healthy(self) -> bool:
+        """No outage: neither reads nor writes are being skipped."""
+        return not self._read_rest_until and not self._write_rest_until
+
+    # -- opening -------------------------------------------------------------------------------
+
+    async def _ensure_open(self) -> None:
+        """Open the store once for all concurrent callers; raises ``BackendError``."""
+        opening = self._opening
+        if opening is None or opening.get_loop() is not asyncio.get_running_loop():
+            opening = self._opening = asyncio.ensure_future(self._open_store())
+        try:
+            # Shielded: one caller cancelled while the store opens must not cancel it for the rest.
+            await asyncio.shield(opening)
+        finally:
+            if opening.done() and self._opening is opening and not self._open:
+                self._opening = None  # failed (or cancelled): the next attempt opens afresh
+
+    async def _open_store(self) -> None:
+        existing = opens_existing(self.store) if self._reads_only else None
+        if existing is not None:
+            await existing.open_existing()
+        else:
+            await self.store.open()
+        self._open = True
+
+    async def open_or_raise(self) -> Store:
+        """The opened store, or the ``BackendError`` that kept it closed (the direct API raises)."""
+        if not self._open:
+            await self._ensure_open()
+        return self.store
+
+    async def aclose(self) -> None:
+        """Close the store (flushing its bookkeeping); failures are only logged."""
+        if self._opening is not None and not self._opening.done():
+            await asyncio.gather(self._opening, return_exceptions=True)
+        self._opening = None
+        if self._open:
+            self._open = False
+            try:
+                await self.store.aclose()
+            except BackendError as exc:
+                log.debug("closing %s failed: %s", redact_url(self.store.url), exc)
+
+    # -- guarded access ------------------------------------------------------------------------
+
+    async def read(
+        self, keys: Sequence[str], now: float, label: str | None, notices: Notices
+    ) -> list[Entry | None] | None:
+        """The entries of ``keys``; ``None`` when the store is resting or failed (fail-open)."""
+        probe = self._read_rest_until != 0.0
+        if notices.store_failed or (probe and not self._may_probe(writing=False)):
+            return None
+        try:
+            if not self._open:
+                await self._ensure_open()
+            found = await self.store.get_many(keys, now)
+        except BackendError as exc:
+            self.failed(exc, label, notices, writing=False)
+            return None
+        except BaseException:
+            if probe:
+                self._probe_abandoned(writing=False)
+            raise
+        self._succeeded(writing=False, probe=probe)
+        return found
+
+    async def write(
+        self,
+        items: Sequence[tuple[str, Entry]],
+        label: str | None,
+        notices: Notices,
+        release: Lease | None = None,
+    ) -> bool:
+        """Store ``items`` (releasing ``release`` with them); False if they were not stored."""
+        probe = self._write_rest_until != 0.0
+        if notices.store_failed or (probe and not self._may_probe(writing=True)):
+            return False
+        try:
+            if not self._open:
+                await self._ensure_open()
+            await self.store.set_many(items, release=release)
+        except BackendError as exc:
+            self.failed(exc, label, notices, writing=True)
+            return False
+        except BaseException:
+            if probe:
+                self._probe_abandoned(writing=True)
+            raise
+        self._succeeded(writing=True, probe=probe)
+        return True
+
+    async def delete(self, keys: Sequence[str], label: str | None, notices: Notices) -> None:
+        """Delete entries that cannot be read (fail-open: a failure is counted, warned, rested)."""
+        probe = self._write_rest_until != 0.0
+        if notices.store_failed or (probe and not self._may_probe(writing=True)):
+            return
+        try:
+            if not self._open:
+                await self._ensure_open()
+            await self.store.delete_many(keys)
+        except BackendError as exc:
+            self.failed(exc, label, notices, writing=True)
+            return
+        except BaseException:
+            if probe:
+                self._probe_abandoned(writing=True)
+            raise
+        self._succeeded(writing=True, probe=probe)
+
+    def leases(self) -> LeaseStore | None:
+        """The store's leases while writes are not resting (a resting store calls straight through)."""
+        if self._leases is None or self._write_rest_until or not self._open:
+            return None
+        return self._leases
+
+    def note_hit(self, key: str, now: float) -> None:
+        """Hit bookkeeping (the store batches it; it never fails the hit)."""
+        self.store.note_hit(key, now)
+
+    # -- the outage policy ---------------------------------------------------------------------
+
+    def failed(self, exc: BackendError, label: str | None, notices: Notices, *, writing: bool) -> None:
+        """Count a store failure; raise it if strict, else rest the store and warn once per outage."""
+        self._stats.error(label)
+        notices.store_failed = True
+        if self.strict:
+            raise exc
+        now = self._monotonic()
+        resting = now < self._write_rest_until if writing else now < self._read_rest_until
+        if not resting or self._write_rest_until == _PROBING or self._read_rest_until == _PROBING:
+            # The first failure of an outage, or a failed probe: rest, and rest longer next time.
+            # Calls that were already under way when the outage began (a failing batch of ten
+            # concurrent writes) only count: they neither lengthen this rest nor the next.
+            until = now + self._rest
+            self._write_rest_until = until
+            if not writing:
+                self._read_rest_until = until
+            self._rest = min(max(self._rest * 2, self._retry), max(MAX_REST, self._retry))
+        elif not writing and not self._read_rest_until:
+            self._read_rest_until = self._write_rest_until
+        if not self._warned:
+            self._warned = True
+            notices.add(
+                f"agentcache store {redact_url(self.store.url)} failed; calling through "
+                f"without the cache until it recovers: {exc}"
+            )
+        log.debug("store failure (resting %.3g s): %s", self._rest, exc)
+
+    def _may_probe(self, *, writing: bool) -> bool:
+        """True (and this caller is the probe) once the rest is over; strict callers always try."""
+        if self.strict:
+            return True
+        until = self._write_rest_until if writing else self._read_rest_until
+        if self._monotonic() < until:
+            return False
+        # This caller probes; everyone else keeps calling straight through until it is done.
+        if writing:
+            self._write_rest_until = _PROBING
+        else:
+            self._read_rest_until = _PROBING
+            if self._write_rest_until:
+                self._write_rest_until = _PROBING
+        return True
+
+    def _succeeded(self, *, writing: bool, probe: bool) -> None:
+        if writing:
+            if self._write_rest_until:
+                self._write_rest_until = 0.0
+        elif self._read_rest_until:
+            self._read_rest_until = 0.0
+            if self._write_rest_until == _PROBING:
+                self._write_rest_until = 0.0  # rested by the read failure: reachable again
+        ordinary = not probe and (writing or not self._writes)
+        if ordinary and not self._read_rest_until and not self._write_rest_until:
+            # Ordinary work succeeded, not just a probe (and where misses are written, a write: a
+            # full disk still serves reads): a store that flaps (a disk with room for one more
+            # entry at a time) stays one outage, warned once, its rests still growing.
+            self._rest = self._retry
+            self._warned = False
+
+    def _probe_abandoned(self, *, writing: bool) -> None:
+        # A probe cancelled midway decided nothing: let the next caller probe instead (a read
+        # probe also held the writes, which its read failure had rested too).
+        now = self._monotonic()
+        if self._write_rest_until == _PROBING:
+            self._write_rest_until = now
+        if not writing and self._read_rest_until == _PROBING:
+            self._read_rest_until = now

@@ -1,0 +1,488 @@
+"""The one lookup path past L1: read the store, else call once and store; every path returns ``Fetched``.
+
+``Lookup.fetch`` runs a ``Request`` (a ``Key`` computed once, the call, its options) through the
+single flight (``flight.py``), whose pending lookup moves from reading to calling:
+
+1. **reading** (in the first caller's own task): the store is read through the fail-open guard;
+   the read joins the store's next batched query. A hit settles every caller that joined.
+2. **calling** (in a task of its own): ``replay`` raises ``CacheMissError``; otherwise, on a store
+   with leases, the call is made under the key's cross-process lease (``leasing.py``); the answer
+   is encoded, committed (releasing the lease in the same commit) and remembered in L1 before
+   anyone is answered.
+3. Each caller gets its own ``Fetched``: its own copy of a mutable answer (decoded from the
+   stored bytes), the stats of its kind (hit, miss, coalesced) and the warnings its lookup met.
+
+A stored entry that cannot be decoded is deleted (corruption); one that decodes but is not of the
+caller's ``value_type`` is a miss for that caller that is neither deleted nor overwritten (another
+version of the app may be reading it). Callers of one key with different ``value_type``\\s never
+share a lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import functools
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar, final
+
+from . import codec
+from ._guard import StoreGuard
+from ._notices import Notices
+from ._options import Mode
+from .errors import BackendError, CacheMissError, ConfigurationError, StoreMissingError, UnstorableValueError
+from .explain import explain, fingerprints
+from .flight import SingleFlight
+from .keys import Key
+from .leasing import LeasePolicy, run_leased, settle_background
+from .stats import StatsRecorder
+from .stores import Entry, Store
+from .stores.capabilities import Lease
+from .stores.memory import NO_MEMO, MemoryStore
+
+__all__ = ["Fetched", "Lookup", "Request", "invoke"]
+
+T = TypeVar("T")
+
+Source = Literal["l1", "store", "call", "coalesced"]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Fetched(Generic[T]):
+    """One answer and where it came from: ``l1``, ``store``, ``call`` or ``coalesced``."""
+
+    value: T
+    source: Source
+    key: str
+    entry: Entry | None
+
+    @property
+    def hit(self) -> bool:
+        """Served without an upstream call of its own (from L1, the store, or a shared call)."""
+        return self.source != "call"
+
+
+@final
+class Request:
+    """One caller's lookup: the key, how to call on a miss, and what the lookup met on its way."""
+
+    __slots__ = ("call_fn", "describe", "key", "label", "mismatch", "missing", "notices", "ttl", "value_type")
+
+    def __init__(
+        self,
+        key: Key,
+        call_fn: Callable[[Any], Any],
+        *,
+        ttl: float | None,
+        value_type: Any,
+        label: str | None,
+        describe: Callable[[Any], Mapping[str, Any]] | None,
+    ) -> None:
+        self.key = key
+        self.call_fn = call_fn
+        self.ttl = ttl
+        self.value_type = value_type
+        self.label = label
+        self.describe = describe
+        self.notices = Notices()
+        self.mismatch = False  # the stored entry is of another value_type: leave it in place
+        self.missing: str | None = None  # replay: why there is no store to read
+
+
+@final
+class _Answer:
+    """What a lookup hands to each of its callers: the leader's ``Fetched`` and the warnings it met.
+
+    The warnings belong to the lookup, not to its leader: whichever caller is answered first warns
+    them (the leader may have left before the call met a store outage).
+    """
+
+    __slots__ = ("fetched", "notices")
+
+    def __init__(self, fetched: Fetched[Any], notices: Notices) -> None:
+        self.fetched = fetched
+        self.notices = notices
+
+
+def _flight_key(skey: str, value_type: Any) -> Hashable:
+    """Callers of one key with equal value_types share a lookup; other value_types never do."""
+    if value_type is None:
+        return skey
+    try:
+        hash(value_type)
+    except TypeError:
+        return (skey, id(value_type))  # alive as long as the lookup: its Request holds it
+    return (skey, value_type)
+
+
+def _same_type(memo_type: Any, value_type: Any) -> bool:
+    """Whether an L1 memo decoded for ``memo_type`` serves ``value_type`` (``list[int]`` is new per call)."""
+    if memo_type is value_type:
+        return True
+    try:
+        return bool(memo_type == value_type)
+    except Exception:  # an exotic type expression that cannot be compared
+        return False
+
+
+_CORRUPT: Any = object()
+_MISMATCH: Any = object()
+_NO_META: Mapping[str, Any] = {}
+
+
+async def invoke(call_fn: Callable[[Any], Any], material: object) -> Any:
+    """``call_fn(material)``, awaited if it returns an awaitable (a plain function's value is the answer).
+
+    Called with the wrong arguments (a function of no arguments), it raises ``ConfigurationError``
+    naming the fix; nothing was called then. The user's own exceptions pass through unchanged.
+    """
+    try:
+        result = call_fn(material)
+    except TypeError as exc:
+        # Raised by the call itself (no frame of call_fn's own on the traceback): a signature that
+        # cannot take the key material, not an error of the user's code.
+        if exc.__traceback__ is not None and exc.__traceback__.tb_next is None and not _takes_one(call_fn):
+            raise ConfigurationError(
+                f"call_fn {call_fn!r} cannot be called as call_fn(key): {exc}. agentcache passes the "
+                "key material to it on a miss; accept it (async def call(key): ...) or wrap it "
+                "(lambda _key: fn())"
+            ) from exc
+        raise
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def _takes_one(call_fn: Callable[..., Any]) -> bool:
+    try:
+        inspect.signature(call_fn).bind(None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to inspect (some builtins): assume it does
+        return True
+    return True
+
+
+@final
+class Lookup:
+    """Past L1: the store, else one call for every concurrent caller of a key."""
+
+    __slots__ = (
+        "_clock",
+        "_epoch",
+        "_flight",
+        "_guard",
+        "_l1",
+        "_lease",
+        "_mode",
+        "_stats",
+        "_store_key_material",
+    )
+
+    def __init__(
+        self,
+        *,
+        mode: Mode,
+        guard: StoreGuard | None,
+        l1: MemoryStore | None,
+        stats: StatsRecorder,
+        lease: LeasePolicy | None,
+        clock: Callable[[], float],
+        store_key_material: bool,
+    ) -> None:
+        self._mode = mode
+        self._guard = guard  # None: memory:// is the store, and it is the L1
+        self._l1 = l1
+        self._stats = stats
+        self._lease = lease
+        self._clock = clock
+        self._store_key_material = store_key_material
+        self._flight: SingleFlight[_Answer] = SingleFlight()
+        # Bumped by every direct write (set, delete, clear): a store read that began before one
+        # must not put what it read into L1 afterwards (a deleted entry would come back).
+        self._epoch = 0
+
+    def __len__(self) -> int:
+        """How many lookups are pending (reading or calling)."""
+        return len(self._flight)
+
+    async def close(self) -> None:
+        """Cancel every call in flight and wait for their cleanup (leases handed back)."""
+        cancelled = self._flight.cancel_all()
+        if cancelled:
+            await asyncio.gather(*cancelled, return_exceptions=True)
+        await settle_background()
+
+    def invalidate(self) -> None:
+        """A direct write happened: reads begun before it do not fill L1."""
+        self._epoch += 1
+
+    async def fetch(self, req: Request) -> Fetched[Any]:
+        """The answer for ``req``: from the store, a shared call, or a call of its own."""
+        read: Callable[[], Awaitable[_Answer | None]] | None = None
+        if self._mode is not Mode.REFRESH:
+            read = functools.partial(self._read_answer, req)
+        answer, shared = await self._flight.run(
+            _flight_key(req.key.stored, req.value_type), read, functools.partial(self._call_answer, req)
+        )
+        if answer.notices:
+            answer.notices.emit()
+        return self._for_caller(req, answer.fetched, shared)
+
+    async def _read_answer(self, req: Request) -> _Answer | None:
+        found = await (self._read(req) if self._guard is not None else self._read_memory(req))
+        return None if found is None else _Answer(found, req.notices)
+
+    async def _call_answer(self, req: Request) -> _Answer:
+        return _Answer(await self._call(req), req.notices)
+
+    async def peek(self, req: Request) -> Fetched[Any] | None:
+        """The stored answer without calling or counting (``get``), or ``None``."""
+        skey = req.key.stored
+        l1 = self._l1
+        slot = l1.lookup(skey, self._clock()) if l1 is not None else None
+        if slot is not None:
+            assert l1 is not None
+            entry, memo = slot
+            if memo is not NO_MEMO and _same_type(memo[0], req.value_type):  # type: ignore[index]
+                return Fetched(memo[1], "l1", skey, entry)  # type: ignore[index]
+            try:
+                return Fetched(codec.decode(entry.value, req.value_type), "l1", skey, entry)
+            except codec.CorruptValue:
+                l1.discard(skey)
+            except codec.WrongValueType:
+                pass  # the store's read says so
+        return None if self._guard is None else await self._read(req)
+
+    # -- L1 ------------------------------------------------------------------------------------
+
+    def from_l1(self, skey: str, value_type: Any, label: str | None, now: float) -> Fetched[Any] | None:
+        """An L1 hit (decoded for this caller), or ``None`` to take the full path."""
+        l1 = self._l1
+        slot = l1.lookup(skey, now) if l1 is not None else None
+        if slot is None:
+            return None
+        entry, memo = slot
+        if memo is not NO_MEMO and _same_type(memo[0], value_type):  # type: ignore[index]
+            value = memo[1]  # type: ignore[index]
+        else:
+            try:
+                value = codec.decode(entry.value, value_type)
+            except codec.CorruptValue:
+                assert l1 is not None
+                l1.discard(skey)  # the full path reads the store, and warns and deletes if needed
+                return None
+            except codec.WrongValueType:
+                return None  # the full path says so, once
+            self.remember(skey, entry, value, value_type)
+        self.count_hit(skey, entry, label, now)
+        return Fetched(value, "l1", skey, entry)
+
+    def remember(self, skey: str, entry: Entry, value: Any, value_type: Any, *, decoded: bool = True) -> None:
+        """Put an entry in L1, keeping its decoded value when callers may share it.
+
+        ``decoded=False``: ``value`` is what ``call_fn`` returned, which a ``value_type`` may read
+        back differently (an int answer under ``value_type=float`` is 1.0 from the store): the
+        memo holds what every later hit returns, decoded from the stored bytes.
+        """
+        if self._l1 is None:
+            return
+        if codec.is_immutable(value) and not decoded and value_type is not None:
+            try:
+                value = codec.decode(entry.value, value_type)
+            except (codec.CorruptValue, codec.WrongValueType):
+                self._l1.put(skey, entry, NO_MEMO)
+                return
+        self._l1.put(skey, entry, (value_type, value) if codec.is_immutable(value) else NO_MEMO)
+
+    def count_hit(self, skey: str, entry: Entry, label: str | None, now: float) -> None:
+        """Count a hit in stats and in the store's bookkeeping."""
+        self._stats.hit(entry.call_seconds, entry.meta, label)
+        if self._guard is not None:
+            self._guard.note_hit(skey, now)
+        elif self._l1 is not None:
+            self._l1.note_hit(skey, now)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def _read(self, req: Request) -> Fetched[Any] | None:
+        """The stored answer (remembered in L1), or ``None``: missing, unreadable, or the store is down."""
+        guard = self._guard
+        assert guard is not None
+        skey = req.key.stored
+        epoch = self._epoch
+        try:
+            found = await guard.read([skey], self._clock(), req.label, req.notices)
+        except StoreMissingError as exc:
+            if self._mode is not Mode.REPLAY:
+                raise
+            req.missing = str(exc)
+            return None
+        entry = found[0] if found else None
+        if entry is None:
+            return None
+        value = self._decode(req, entry)
+        if value is _CORRUPT:
+            if self._mode.writes:  # read_only and replay never write, not even to tidy up
+                await guard.delete([skey], req.label, req.notices)
+            return None
+        if value is _MISMATCH:
+            return None
+        if epoch == self._epoch:
+            self.remember(skey, entry, value, req.value_type)
+        return Fetched(value, "store", skey, entry)
+
+    async def _read_memory(self, req: Request) -> Fetched[Any] | None:
+        """``_read`` where ``memory://`` is the store: its entry was not served by the L1 fast path."""
+        skey = req.key.stored
+        slot = self._l1.lookup(skey, self._clock()) if self._l1 is not None else None
+        if slot is None:
+            return None
+        value = self._decode(req, slot[0])
+        if value is _CORRUPT or value is _MISMATCH:
+            return None
+        return Fetched(value, "l1", skey, slot[0])
+
+    def _decode(self, req: Request, entry: Entry) -> Any:
+        """The stored value for this caller; ``_CORRUPT`` (dropped from L1) or ``_MISMATCH``, warned."""
+        skey = req.key.stored
+        try:
+            return codec.decode(entry.value, req.value_type)
+        except codec.CorruptValue as exc:
+            self._stats.error(req.label)
+            req.notices.add(f"agentcache dropped an entry it could not decode ({skey}): {exc}")
+            if self._l1 is not None:
+                self._l1.discard(skey)
+            return _CORRUPT
+        except codec.WrongValueType as exc:
+            req.mismatch = True
+            req.notices.add(
+                f"agentcache treated the entry of {skey} as a miss: {exc}. An answer called now is "
+                "not stored over it; give each value_type its own namespace"
+            )
+            return _MISMATCH
+
+    # -- calling -------------------------------------------------------------------------------
+
+    async def _call(self, req: Request) -> Fetched[Any]:
+        """The calling phase (a task of its own): replay's miss, or a call, leased where possible."""
+        mode = self._mode
+        if mode is Mode.REPLAY:
+            raise CacheMissError(req.key.stored, req.key.material, await self._explain_miss(req))
+        guard = self._guard
+        if mode is Mode.READ_WRITE and guard is not None and self._lease is not None and not req.mismatch:
+            leases = guard.leases()
+            if leases is not None:
+                return await run_leased(
+                    leases,
+                    req.key.stored,
+                    self._lease,
+                    call=functools.partial(self._call_and_store, req),
+                    recheck=functools.partial(self._recheck, req),
+                    on_error=lambda exc: guard.failed(exc, req.label, req.notices, writing=True),
+                    on_gave_up=lambda waited: req.notices.add(
+                        f"agentcache waited {waited:g}s for another process's call of {req.key.stored}; "
+                        "calling through (raise LeasePolicy.max_wait if such calls take longer)"
+                    ),
+                )
+        return await self._call_and_store(req, None)
+
+    async def _recheck(self, req: Request) -> Fetched[Any] | None:
+        """A lease waiter's look at the store; an entry of another value_type ends the wait."""
+        found = await self._read(req)
+        if found is None and req.mismatch:
+            return await self._call_and_store(req, None)
+        return found
+
+    async def _call_and_store(self, req: Request, lease: Lease | None) -> Fetched[Any]:
+        """Call upstream, then store the answer (committed, releasing ``lease``) and remember it in L1."""
+        started = time.perf_counter()
+        value = await invoke(req.call_fn, req.key.material)
+        elapsed = time.perf_counter() - started
+        self._stats.miss(req.label)  # here, not by the leader: it may have left, the call was paid
+        skey = req.key.stored
+        entry = self._entry(req, value, elapsed)
+        if entry is not None and self._mode.writes and not req.mismatch:
+            guard = self._guard
+            if guard is None or await guard.write(
+                [(skey, entry)], req.label, req.notices, release=lease
+            ):  # memory:// is the store
+                self._stats.stored(req.label)
+            self.remember(skey, entry, value, req.value_type, decoded=False)
+        return Fetched(value, "call", skey, entry)
+
+    def _entry(self, req: Request, value: Any, elapsed: float) -> Entry | None:
+        """The entry to store for ``value``; ``None`` (and a warning) if it cannot be encoded."""
+        try:
+            data = codec.encode(value, req.value_type)
+        except UnstorableValueError as exc:
+            self._stats.error(req.label)
+            req.notices.add(f"agentcache could not store the answer (it was still returned): {exc}")
+            return None
+        meta: dict[str, Any] = {}
+        if req.describe is not None:
+            try:
+                meta.update(req.describe(value))
+            except Exception as exc:  # the answer is paid for: a failing describe() must not lose it
+                req.notices.add(f"agentcache stored the answer without metadata: describe() failed: {exc!r}")
+        if req.label is not None:
+            meta.setdefault("label", req.label)
+        meta.update(fingerprints(req.key.base.normal))  # what lets explain() find near misses by index
+        now = self._clock()
+        return Entry(
+            value=data,
+            created_at=now,
+            expires_at=None if req.ttl is None else now + req.ttl,
+            call_seconds=elapsed,
+            material=req.key.canonical if self._store_key_material else None,
+            meta=meta,
+        )
+
+    async def _explain_miss(self, req: Request) -> str | None:
+        """The readable explanation a replay miss carries; ``None`` if the store cannot tell."""
+        if req.missing is not None:
+            return f"nothing has been recorded here: {req.missing}"
+        store: Store | None = self._guard.store if self._guard is not None else self._l1
+        if store is None:
+            return None
+        try:
+            found = await explain(store, req.key.stored, req.key.normal, now=self._clock())
+        except BackendError as exc:  # the miss itself is the news; say why it is unexplained
+            return f"(no explanation: the store failed while searching: {exc})"
+        return found.render(with_key=False)
+
+    # -- answering each caller -----------------------------------------------------------------
+
+    def _for_caller(self, req: Request, fetched: Fetched[Any], shared: bool) -> Fetched[Any]:
+        """This caller's ``Fetched``: counted in stats, with its own copy of a mutable answer."""
+        skey = fetched.key
+        entry = fetched.entry
+        if not shared:
+            if fetched.source != "call" and entry is not None:
+                self.count_hit(skey, entry, req.label, self._clock())
+            return fetched
+        value = fetched.value
+        if entry is None and not codec.is_immutable(value):
+            # Not encodable, so no stored bytes to decode a copy from: a deep copy, so that a
+            # caller mutating its answer never changes another's.
+            with contextlib.suppress(Exception):  # not copyable either: shared (it could not be stored)
+                value = copy.deepcopy(value)
+        elif entry is not None and not codec.is_immutable(value):
+            # The same value_type as the leader's (lookups of different ones are not shared), so
+            # this decodes; should it not, the leader's object is shared rather than lost.
+            with contextlib.suppress(codec.CorruptValue, codec.WrongValueType):
+                value = codec.decode(entry.value, req.value_type)
+        if fetched.source == "call":
+            if entry is None:
+                self._stats.coalesced(0.0, _NO_META, req.label)
+            else:
+                self._stats.coalesced(entry.call_seconds, entry.meta, req.label)
+            return Fetched(value, "coalesced", skey, entry)
+        if entry is not None:
+            self.count_hit(skey, entry, req.label, self._clock())
+        return Fetched(value, "store", skey, entry)

@@ -1,0 +1,271 @@
+"""Cross-process single-flight: the hold-or-wait loop a miss runs on a store that offers leases.
+
+In one process the flight (``flight.py``) already merges identical calls. Across processes
+(``pytest -n 8``, a pool of workers, several machines on one Redis) a store with leases
+(``stores/capabilities.py``) lets them agree too:
+
+1. the flight's leader read the store and missed;
+2. it claims the key's lease. The winner re-reads the store (the value may have landed between its
+   read and its claim), calls, and stores the value with ``set_many(items, release=lease)``: the
+   store releases the lease in the commit of the value, which also wakes waiters. While it calls,
+   the lease is renewed every ttl/3 (one timer renews all the leases an event loop holds);
+3. everybody else waits (``wait_released``: a notification where the store has one, else a short
+   sleep that doubles up to ``poll_max``), re-reads the store, and claims again;
+4. a holder that dies (kill -9) stops renewing, so its lease expires after ``ttl`` and exactly one
+   waiter's claim succeeds; a holder whose call raises, or whose value is not stored, releases at
+   once, and again exactly one waiter wins the next claim;
+5. nobody waits longer than ``max_wait``: past it the waiter calls through and warns.
+
+Cancellation at any await of this path never leaves a lease behind: a claim is made under a token
+chosen before it is sent, and a caller cancelled while its claim is in flight releases that token
+once the claim lands (a release by a token that did not win is a no-op); a holder's ``finally``
+releases under ``asyncio.shield``.
+
+A store failure while claiming or waiting degrades to calling through: the lease only saves calls.
+The failure is handed to ``on_error`` (the cache's fail-open guard), which counts it, warns once per
+outage, or raises under strictness. Lease expiry is wall-clock time (``time.time``) of the processes
+involved, or the server's (Redis), never the cache's injectable clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, final
+
+from .errors import BackendError, ConfigurationError
+from .stores.capabilities import Lease, LeaseStore
+
+__all__ = ["LeasePolicy", "new_token", "run_leased", "settle_background"]
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class LeasePolicy:
+    """How long a lease lives unrenewed, and how waiting behaves (seconds)."""
+
+    ttl: float = 15.0
+    """A dead holder's lease expires this long after its last renewal (renewed every ttl/3)."""
+    max_wait: float = 120.0
+    """A waiter calls through itself (and warns) after waiting this long for another's call."""
+    poll_min: float = 0.005
+    """The first re-check of a waiter; doubled on every round up to ``poll_max``."""
+    poll_max: float = 0.1
+    """The longest pause between re-checks (notifications usually wake waiters sooner)."""
+
+    def __post_init__(self) -> None:
+        for name in ("ttl", "max_wait", "poll_min", "poll_max"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigurationError(f"LeasePolicy.{name} must be a positive number, not {value!r}")
+        if self.poll_min > self.poll_max:
+            raise ConfigurationError("LeasePolicy.poll_min must not exceed poll_max")
+
+
+def new_token() -> str:
+    """A claim's token: 64 random bits, unique enough to tell one holder from the next.
+
+    Not a secret (it sits in the store for anyone who can read it), so the ``random`` module
+    serves: a ``secrets`` token costs a system call per miss. ``random`` is reseeded in a child
+    after ``fork``, so forked workers do not draw the same tokens.
+    """
+    return f"{random.getrandbits(64):016x}"
+
+
+async def run_leased(
+    leases: LeaseStore,
+    key: str,
+    policy: LeasePolicy,
+    *,
+    call: Callable[[Lease], Awaitable[R]],
+    recheck: Callable[[], Awaitable[R | None]],
+    on_error: Callable[[BackendError], None],
+    on_gave_up: Callable[[float], None],
+) -> R:
+    """``call(lease)`` if we win ``key``'s lease, else wait for whoever holds it and ``recheck()``.
+
+    ``call`` calls upstream and stores the value, passing ``lease`` to the store's ``set_many`` so
+    that the lease is released with the value; ``recheck`` reads the store (``None``: not there).
+    ``on_error`` hears of store failures (then this calls through); ``on_gave_up`` of a wait that
+    passed ``max_wait`` (then this calls through too).
+    """
+    started = time.monotonic()
+    delay = policy.poll_min
+    while True:
+        lease = Lease(key, new_token())
+        try:
+            won = await _claim(leases, lease, policy.ttl)
+        except BackendError as exc:
+            on_error(exc)
+            return await call(_UNHELD)
+        if won:
+            return await _hold(leases, lease, policy, call, recheck)
+        remaining = policy.max_wait - (time.monotonic() - started)
+        if remaining <= 0:
+            on_gave_up(policy.max_wait)
+            return await call(_UNHELD)
+        try:
+            await leases.wait_released(key, min(delay, remaining))
+        except BackendError as exc:
+            on_error(exc)
+            return await call(_UNHELD)
+        delay = min(delay * 2, policy.poll_max)
+        found = await recheck()
+        if found is not None:
+            return found
+
+
+_UNHELD = Lease("", "")
+_UNHELD.released = True  # the lease of a call made without one: nothing for a store to release
+
+
+async def _claim(leases: LeaseStore, lease: Lease, ttl: float) -> bool:
+    """Claim ``lease``; if the caller is cancelled meanwhile, release it once the claim has landed."""
+    claiming = asyncio.ensure_future(leases.claim(lease.key, lease.token, ttl))
+    try:
+        return await asyncio.shield(claiming)
+    except asyncio.CancelledError:
+        claiming.add_done_callback(lambda done: _release_abandoned(leases, lease, done))
+        _keep_until_done(claiming)
+        raise
+
+
+def _release_abandoned(leases: LeaseStore, lease: Lease, claimed: asyncio.Future[bool]) -> None:
+    if claimed.cancelled() or claimed.exception() is not None or not claimed.result():
+        return  # never held (a failed claim's error was already someone else's to report)
+    releasing = asyncio.ensure_future(leases.release(lease.key, lease.token))
+    releasing.add_done_callback(_log_release_failure)
+    _keep_until_done(releasing)
+
+
+def _keep_until_done(task: asyncio.Future[Any]) -> None:
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+def _log_release_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("releasing an abandoned lease failed (it will expire): %s", task.exception())
+
+
+# Abandoned claims and their releases still running; strong references (a task is otherwise collectable).
+_BACKGROUND: set[asyncio.Future[Any]] = set()
+
+
+async def settle_background() -> None:
+    """Wait for abandoned claims, and their releases, still running on this loop (before a store closes)."""
+    loop = asyncio.get_running_loop()
+    while pending := [task for task in _BACKGROUND if task.get_loop() is loop and not task.done()]:
+        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.sleep(0)  # a landed claim's done-callback starts its release
+
+
+async def _hold(
+    leases: LeaseStore,
+    lease: Lease,
+    policy: LeasePolicy,
+    call: Callable[[Lease], Awaitable[R]],
+    recheck: Callable[[], Awaitable[R | None]],
+) -> R:
+    """Call while holding the lease, renewing it; always release it (value stored, failed, cancelled)."""
+    renewals = _Renewals.of(policy.ttl)
+    renewals.add(lease, leases)
+    try:
+        # The previous holder may have stored the value and released between our read and claim.
+        found = await recheck()
+        if found is not None:
+            return found
+        return await call(lease)
+    finally:
+        renewals.discard(lease)
+        if not lease.released:  # else the store released it with the value
+            lease.released = True
+            try:
+                # Shielded: a cancelled caller must still hand the lease on, or waiters sit out the ttl.
+                await asyncio.shield(leases.release(lease.key, lease.token))
+            except BackendError as exc:
+                log.debug("releasing the lease on %s failed (it will expire): %s", lease.key, exc)
+
+
+@final
+class _Renewals:
+    """Renews every lease this event loop holds with one ttl, together, every ttl/3 until none is held.
+
+    One timer for all of them: a miss only adds its lease to a dict and removes it again, instead
+    of scheduling and cancelling a timer of its own (most calls end long before ttl/3). A lease
+    added just after a round is renewed at the next, at most ttl/3 later, well inside its ttl.
+    """
+
+    __slots__ = ("_handle", "_held", "_task", "_ttl")
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._held: dict[Lease, LeaseStore] = {}
+        self._handle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def of(ttl: float) -> _Renewals:
+        """The renewals of the running event loop for leases of ``ttl`` seconds."""
+        by_ttl = _RENEWALS.get(loop := asyncio.get_running_loop())
+        if by_ttl is None:
+            by_ttl = _RENEWALS[loop] = {}
+        renewals = by_ttl.get(ttl)
+        if renewals is None:
+            renewals = by_ttl[ttl] = _Renewals(ttl)
+        return renewals
+
+    def add(self, lease: Lease, leases: LeaseStore) -> None:
+        self._held[lease] = leases
+        if self._handle is None and self._task is None:
+            self._handle = asyncio.get_running_loop().call_later(self._ttl / 3, self._due)
+
+    def discard(self, lease: Lease) -> None:
+        """Stop renewing ``lease``; the last one out stops the timer (and a round in flight)."""
+        self._held.pop(lease, None)
+        if not self._held:
+            if self._handle is not None:
+                self._handle.cancel()
+                self._handle = None
+            if self._task is not None:
+                self._task.cancel()
+                self._task = None
+
+    def _due(self) -> None:
+        self._handle = None
+        if self._held:
+            self._task = asyncio.ensure_future(self._round(list(self._held.items())))
+
+    async def _round(self, held: list[tuple[Lease, LeaseStore]]) -> None:
+        try:
+            await asyncio.gather(*(self._renew(lease, leases) for lease, leases in held))
+        finally:
+            if self._task is asyncio.current_task():
+                self._task = None
+            if self._held and self._handle is None and self._task is None:
+                self._handle = asyncio.get_running_loop().call_later(self._ttl / 3, self._due)
+
+    async def _renew(self, lease: Lease, leases: LeaseStore) -> None:
+        try:
+            if not await leases.renew(lease.key, lease.token, self._ttl) and lease in self._held:
+                if not lease.released:
+                    log.warning(
+                        "lost the lease on %s (paused past its ttl?); another may call too", lease.key
+                    )
+                self._held.pop(lease, None)
+        except BackendError as exc:
+            log.debug("renewing the lease on %s failed: %s", lease.key, exc)
+
+
+_RENEWALS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, _Renewals]] = (
+    weakref.WeakKeyDictionary()
+)

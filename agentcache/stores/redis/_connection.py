@@ -1,0 +1,138 @@
+"""RedisConnection: one store's redis-py client for the running event loop, and its error boundary.
+
+Everything the store and its leases send goes through here:
+
+- ``client()`` builds the client and its connection pool from the URL on first use, for the
+  running event loop. redis-py's pools, connections and locks belong to the loop that made them,
+  so when a later loop asks (a second ``asyncio.run``, a notebook cell, the next pytest test) the
+  old client is dropped and a new one is built; the old loop is closed, so nothing is awaited on
+  it (its sockets are closed when the abandoned objects are collected). Whoever keeps other
+  per-loop state (the leases' listener, the store's hit timer) registers ``on_new_loop`` to drop
+  it at that moment.
+- ``translated(what)`` is the one place redis-py's errors become ours: connection failures and
+  timeouts become ``BackendUnavailableError``, anything else ``BackendError``, ``from`` the
+  driver's exception, the message naming the redacted URL.
+- ``script(source)`` is a registered script (EVALSHA; redis-py loads it again if the server lost it).
+
+redis-py's pool reconnects by itself on the next command after an outage; a failed command is
+retried once (a pooled connection may be stale after a server restart) and never backs off, so an
+outage costs one quick failure per call and the cache above fails open. The password only lives
+inside the redis-py pool: ``url`` shows it as ``***``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from types import MappingProxyType
+from typing import Any, final
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ...errors import BackendError, BackendUnavailableError
+from .. import redact_url
+
+__all__ = ["RedisConnection"]
+
+
+@final
+class RedisConnection:
+    """The redis-py client of one Redis URL, rebuilt for each event loop that uses it."""
+
+    __slots__ = ("_client", "_loop", "_on_new_loop", "_options", "_raw_url", "_scripts", "url")
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        connect_timeout: float = 2.0,
+        max_connections: int = 64,
+        **client_options: Any,
+    ) -> None:
+        self.url = redact_url(url)
+        # Who touches these: built once; the password stays inside the URL redis-py is given.
+        self._raw_url = url
+        self._options: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": connect_timeout,
+            "max_connections": max_connections,
+            "timeout": timeout,  # the wait for a free pooled connection
+            "retry": Retry(NoBackoff(), 1),
+            **client_options,
+        }
+        # Who touches these: only the event loop's thread; all of it belongs to ``_loop``.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: aioredis.Redis | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+        self._on_new_loop: list[Callable[[], None]] = []
+
+    def __repr__(self) -> str:
+        return f"RedisConnection({self.url!r})"
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """The options the client is built with (timeouts, pool size, TLS settings)."""
+        return MappingProxyType(self._options)
+
+    def on_new_loop(self, forget: Callable[[], None]) -> None:
+        """Call ``forget`` whenever a new event loop takes over, to drop state of the old one."""
+        self._on_new_loop.append(forget)
+
+    def follow_loop(self) -> asyncio.AbstractEventLoop:
+        """Adopt the running event loop, dropping the previous loop's client unawaited; return it."""
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return loop
+        stale = self._loop is not None
+        self._loop = loop
+        self._client = None
+        self._scripts = {}
+        if stale:
+            for forget in self._on_new_loop:
+                forget()
+        return loop
+
+    def client(self) -> aioredis.Redis:
+        """The client of the running event loop, built on first use."""
+        self.follow_loop()
+        client = self._client
+        if client is None:
+            # A blocking pool: a burst beyond max_connections waits for a connection, never fails.
+            pool = aioredis.BlockingConnectionPool.from_url(self._raw_url, **self._options)
+            client = self._client = aioredis.Redis.from_pool(pool)  # closing it closes the pool
+        return client
+
+    def script(self, source: str) -> AsyncScript:
+        """``source`` registered with the running loop's client."""
+        client = self.client()
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = client.register_script(source)
+        return script
+
+    @contextmanager
+    def translated(self, what: str) -> Iterator[None]:
+        """Run the block, raising redis-py's errors as ``BackendError`` / ``BackendUnavailableError``."""
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError, OSError, asyncio.TimeoutError) as exc:
+            raise BackendUnavailableError(f"{self.url}: {what}: {exc}") from exc
+        except RedisError as exc:
+            raise BackendError(f"{self.url}: {what}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        """Close the running loop's client and its pool (a later command builds them again)."""
+        self.follow_loop()
+        client, self._client = self._client, None
+        self._scripts = {}
+        if client is not None:
+            with suppress(RedisError, OSError):
+                await client.aclose()
