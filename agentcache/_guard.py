@@ -135,12 +135,15 @@ class StoreGuard:
         if self._opening is not None and not self._opening.done():
             await asyncio.gather(self._opening, return_exceptions=True)
         self._opening = None
-        if self._open:
-            self._open = False
-            try:
-                await self.store.aclose()
-            except BackendError as exc:
-                log.debug("closing %s failed: %s", redact_url(self.store.url), exc)
+        self._open = False
+        try:
+            if self._leases is not None:
+                await self._leases.settle()  # a claim given back must reach the store first
+            # Even if this guard never opened it: the store may have been opened through
+            # ``cache.store`` (a scan, an explain), and its connections must not outlive the loop.
+            await self.store.aclose()
+        except BackendError as exc:
+            log.debug("closing %s failed: %s", redact_url(self.store.url), exc)
 
     # -- guarded access ------------------------------------------------------------------------
 

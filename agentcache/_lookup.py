@@ -23,10 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import functools
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar, final
 
@@ -38,11 +37,11 @@ from .errors import BackendError, CacheMissError, ConfigurationError, StoreMissi
 from .explain import explain, fingerprints
 from .flight import SingleFlight
 from .keys import Key
-from .leasing import LeasePolicy, run_leased, settle_background
+from .leasing import LeasePolicy, run_leased
 from .stats import StatsRecorder
 from .stores import Entry, Store
 from .stores.capabilities import Lease
-from .stores.memory import NO_MEMO, MemoryStore
+from .stores.memory import MemoryStore
 
 __all__ = ["Fetched", "Lookup", "Request", "invoke"]
 
@@ -68,10 +67,10 @@ class Fetched(Generic[T]):
 
 
 @final
-class Request:
+class Request(Notices):
     """One caller's lookup: the key, how to call on a miss, and what the lookup met on its way."""
 
-    __slots__ = ("call_fn", "describe", "key", "label", "mismatch", "missing", "notices", "ttl", "value_type")
+    __slots__ = ("call_fn", "describe", "key", "label", "mismatch", "missing", "ttl", "value_type")
 
     def __init__(
         self,
@@ -89,7 +88,8 @@ class Request:
         self.value_type = value_type
         self.label = label
         self.describe = describe
-        self.notices = Notices()
+        self.messages = None
+        self.store_failed = False
         self.mismatch = False  # the stored entry is of another value_type: leave it in place
         self.missing: str | None = None  # replay: why there is no store to read
 
@@ -128,6 +128,31 @@ def _same_type(memo_type: Any, value_type: Any) -> bool:
         return bool(memo_type == value_type)
     except Exception:  # an exotic type expression that cannot be compared
         return False
+
+
+@final
+class _LeasedMiss:
+    """One miss as ``leasing.run_leased`` drives it (``leasing.LeasedCall``)."""
+
+    __slots__ = ("guard", "lookup", "req")
+
+    def __init__(self, lookup: Lookup, guard: StoreGuard, req: Request) -> None:
+        self.lookup, self.guard, self.req = lookup, guard, req
+
+    async def call(self, lease: Lease) -> Fetched[Any]:
+        return await self.lookup._call_and_store(self.req, lease)
+
+    async def recheck(self) -> Fetched[Any] | None:
+        return await self.lookup._recheck(self.req)
+
+    def failed(self, exc: BackendError) -> None:
+        self.guard.failed(exc, self.req.label, self.req, writing=True)
+
+    def gave_up(self, waited: float) -> None:
+        self.req.add(
+            f"agentcache waited {waited:g}s for another process's call of {self.req.key.stored}; "
+            "calling through (raise LeasePolicy.max_wait if such calls take longer)"
+        )
 
 
 _CORRUPT: Any = object()
@@ -173,6 +198,7 @@ class Lookup:
     """Past L1: the store, else one call for every concurrent caller of a key."""
 
     __slots__ = (
+        "_call_second",
         "_clock",
         "_epoch",
         "_flight",
@@ -180,8 +206,10 @@ class Lookup:
         "_l1",
         "_lease",
         "_mode",
+        "_read_first",
         "_stats",
         "_store_key_material",
+        "_writes",
     )
 
     def __init__(
@@ -196,6 +224,10 @@ class Lookup:
         store_key_material: bool,
     ) -> None:
         self._mode = mode
+        self._writes = mode.writes  # fixed per cache; an enum property costs a lookup per miss
+        # Bound once: a caller that joins a lookup makes no objects it will not use.
+        self._read_first = self._read_answer if mode is not Mode.REFRESH else None  # refresh never reads
+        self._call_second = self._call_answer
         self._guard = guard  # None: memory:// is the store, and it is the L1
         self._l1 = l1
         self._stats = stats
@@ -216,7 +248,6 @@ class Lookup:
         cancelled = self._flight.cancel_all()
         if cancelled:
             await asyncio.gather(*cancelled, return_exceptions=True)
-        await settle_background()
 
     def invalidate(self) -> None:
         """A direct write happened: reads begun before it do not fill L1."""
@@ -224,22 +255,23 @@ class Lookup:
 
     async def fetch(self, req: Request) -> Fetched[Any]:
         """The answer for ``req``: from the store, a shared call, or a call of its own."""
-        read: Callable[[], Awaitable[_Answer | None]] | None = None
-        if self._mode is not Mode.REFRESH:
-            read = functools.partial(self._read_answer, req)
+        skey = req.key.stored
         answer, shared = await self._flight.run(
-            _flight_key(req.key.stored, req.value_type), read, functools.partial(self._call_answer, req)
+            skey if req.value_type is None else _flight_key(skey, req.value_type),
+            self._read_first,
+            self._call_second,
+            req,
         )
-        if answer.notices:
+        if answer.notices.messages is not None:
             answer.notices.emit()
         return self._for_caller(req, answer.fetched, shared)
 
     async def _read_answer(self, req: Request) -> _Answer | None:
         found = await (self._read(req) if self._guard is not None else self._read_memory(req))
-        return None if found is None else _Answer(found, req.notices)
+        return None if found is None else _Answer(found, req)
 
     async def _call_answer(self, req: Request) -> _Answer:
-        return _Answer(await self._call(req), req.notices)
+        return _Answer(await self._call(req), req)
 
     async def peek(self, req: Request) -> Fetched[Any] | None:
         """The stored answer without calling or counting (``get``), or ``None``."""
@@ -249,8 +281,8 @@ class Lookup:
         if slot is not None:
             assert l1 is not None
             entry, memo = slot
-            if memo is not NO_MEMO and _same_type(memo[0], req.value_type):  # type: ignore[index]
-                return Fetched(memo[1], "l1", skey, entry)  # type: ignore[index]
+            if memo is not None and _same_type(memo[0], req.value_type):
+                return Fetched(memo[1], "l1", skey, entry)
             try:
                 return Fetched(codec.decode(entry.value, req.value_type), "l1", skey, entry)
             except codec.CorruptValue:
@@ -268,8 +300,8 @@ class Lookup:
         if slot is None:
             return None
         entry, memo = slot
-        if memo is not NO_MEMO and _same_type(memo[0], value_type):  # type: ignore[index]
-            value = memo[1]  # type: ignore[index]
+        if memo is not None and _same_type(memo[0], value_type):
+            value = memo[1]
         else:
             try:
                 value = codec.decode(entry.value, value_type)
@@ -296,15 +328,16 @@ class Lookup:
             try:
                 value = codec.decode(entry.value, value_type)
             except (codec.CorruptValue, codec.WrongValueType):
-                self._l1.put(skey, entry, NO_MEMO)
+                self._l1.put(skey, entry, None)
                 return
-        self._l1.put(skey, entry, (value_type, value) if codec.is_immutable(value) else NO_MEMO)
+        self._l1.put(skey, entry, (value_type, value) if codec.is_immutable(value) else None)
 
     def count_hit(self, skey: str, entry: Entry, label: str | None, now: float) -> None:
         """Count a hit in stats and in the store's bookkeeping."""
         self._stats.hit(entry.call_seconds, entry.meta, label)
         if self._guard is not None:
-            self._guard.note_hit(skey, now)
+            if self._writes:  # hit bookkeeping is a write too: replay and read_only keep none
+                self._guard.note_hit(skey, now)
         elif self._l1 is not None:
             self._l1.note_hit(skey, now)
 
@@ -317,7 +350,7 @@ class Lookup:
         skey = req.key.stored
         epoch = self._epoch
         try:
-            found = await guard.read([skey], self._clock(), req.label, req.notices)
+            found = await guard.read([skey], self._clock(), req.label, req)
         except StoreMissingError as exc:
             if self._mode is not Mode.REPLAY:
                 raise
@@ -328,8 +361,8 @@ class Lookup:
             return None
         value = self._decode(req, entry)
         if value is _CORRUPT:
-            if self._mode.writes:  # read_only and replay never write, not even to tidy up
-                await guard.delete([skey], req.label, req.notices)
+            if self._writes:  # read_only and replay never write, not even to tidy up
+                await guard.delete([skey], req.label, req)
             return None
         if value is _MISMATCH:
             return None
@@ -355,13 +388,13 @@ class Lookup:
             return codec.decode(entry.value, req.value_type)
         except codec.CorruptValue as exc:
             self._stats.error(req.label)
-            req.notices.add(f"agentcache dropped an entry it could not decode ({skey}): {exc}")
+            req.add(f"agentcache dropped an entry it could not decode ({skey}): {exc}")
             if self._l1 is not None:
                 self._l1.discard(skey)
             return _CORRUPT
         except codec.WrongValueType as exc:
             req.mismatch = True
-            req.notices.add(
+            req.add(
                 f"agentcache treated the entry of {skey} as a miss: {exc}. An answer called now is "
                 "not stored over it; give each value_type its own namespace"
             )
@@ -378,18 +411,7 @@ class Lookup:
         if mode is Mode.READ_WRITE and guard is not None and self._lease is not None and not req.mismatch:
             leases = guard.leases()
             if leases is not None:
-                return await run_leased(
-                    leases,
-                    req.key.stored,
-                    self._lease,
-                    call=functools.partial(self._call_and_store, req),
-                    recheck=functools.partial(self._recheck, req),
-                    on_error=lambda exc: guard.failed(exc, req.label, req.notices, writing=True),
-                    on_gave_up=lambda waited: req.notices.add(
-                        f"agentcache waited {waited:g}s for another process's call of {req.key.stored}; "
-                        "calling through (raise LeasePolicy.max_wait if such calls take longer)"
-                    ),
-                )
+                return await run_leased(leases, req.key.stored, self._lease, _LeasedMiss(self, guard, req))
         return await self._call_and_store(req, None)
 
     async def _recheck(self, req: Request) -> Fetched[Any] | None:
@@ -407,10 +429,10 @@ class Lookup:
         self._stats.miss(req.label)  # here, not by the leader: it may have left, the call was paid
         skey = req.key.stored
         entry = self._entry(req, value, elapsed)
-        if entry is not None and self._mode.writes and not req.mismatch:
+        if entry is not None and self._writes and not req.mismatch:
             guard = self._guard
             if guard is None or await guard.write(
-                [(skey, entry)], req.label, req.notices, release=lease
+                [(skey, entry)], req.label, req, release=lease
             ):  # memory:// is the store
                 self._stats.stored(req.label)
             self.remember(skey, entry, value, req.value_type, decoded=False)
@@ -422,14 +444,14 @@ class Lookup:
             data = codec.encode(value, req.value_type)
         except UnstorableValueError as exc:
             self._stats.error(req.label)
-            req.notices.add(f"agentcache could not store the answer (it was still returned): {exc}")
+            req.add(f"agentcache could not store the answer (it was still returned): {exc}")
             return None
         meta: dict[str, Any] = {}
         if req.describe is not None:
             try:
                 meta.update(req.describe(value))
             except Exception as exc:  # the answer is paid for: a failing describe() must not lose it
-                req.notices.add(f"agentcache stored the answer without metadata: describe() failed: {exc!r}")
+                req.add(f"agentcache stored the answer without metadata: describe() failed: {exc!r}")
         if req.label is not None:
             meta.setdefault("label", req.label)
         meta.update(fingerprints(req.key.base.normal))  # what lets explain() find near misses by index

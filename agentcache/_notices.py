@@ -13,7 +13,6 @@ import asyncio
 import os
 import sys
 import warnings
-from typing import final
 
 from .errors import AgentCacheWarning
 
@@ -35,29 +34,29 @@ def warn_caller(message: str, category: type[Warning] = AgentCacheWarning) -> No
     warnings.warn(message, category, stacklevel=level)
 
 
-@final
 class Notices:
     """Warnings one lookup met, to be warned by its caller (``emit``), in the order they arose.
 
+    ``messages`` is ``None`` until there is one (a lookup is cheap to make: most meet nothing).
     ``store_failed`` marks a lookup that met a store failure: it does not try the store again (one
-    outage stalls a call at most once).
+    outage stalls a call at most once). A lookup's ``Request`` is its own ``Notices``.
     """
 
-    __slots__ = ("_messages", "store_failed")
+    __slots__ = ("messages", "store_failed")
 
     def __init__(self) -> None:
-        self._messages: list[str] = []
+        self.messages: list[str] | None = None
         self.store_failed = False
-
-    def __bool__(self) -> bool:
-        return bool(self._messages)
 
     def add(self, message: str) -> None:
         """Remember ``message`` for the caller."""
-        self._messages.append(message)
+        if self.messages is None:
+            self.messages = [message]
+        else:
+            self.messages.append(message)
 
     def emit(self) -> None:
         """Warn each message from the caller's line, once; the list is emptied."""
-        messages, self._messages = self._messages, []
-        for message in messages:
+        messages, self.messages = self.messages, None
+        for message in messages or ():
             warn_caller(message)

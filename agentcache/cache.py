@@ -34,7 +34,7 @@ from .keys import KEY_VERSION, Key, _str_digest, validate_namespace
 from .leasing import LeasePolicy
 from .stats import CacheStats, StatsRecorder
 from .stores import Entry, Store, redact_url
-from .stores.memory import DEFAULT_MAX_ENTRIES, NO_MEMO, MemoryStore
+from .stores.memory import DEFAULT_MAX_ENTRIES, MemoryStore
 
 if TYPE_CHECKING:
     from ._decorator import CachedFunction
@@ -103,7 +103,8 @@ class AgentCache:
                 retry=float(store_retry),
                 stats=self._stats,
             )
-        self._note_hit = store.note_hit
+        # Hit bookkeeping is a write too: modes that never write (replay, read_only) keep none.
+        self._note_hit = store.note_hit if self._mode.writes or self._guard is None else _no_bookkeeping
         self._lookup = Lookup(
             mode=self._mode,
             guard=self._guard,
@@ -219,14 +220,21 @@ class AgentCache:
                 slot = l1.lookup(skey, now)
                 if slot is not None:
                     entry, memo = slot
-                    if memo is not NO_MEMO and memo[0] is value_type:  # type: ignore[index]
+                    if memo is not None and memo[0] is value_type:
                         self._stats.hit(entry.call_seconds, entry.meta, label)
                         self._note_hit(skey, now)
-                        return memo[1]  # type: ignore[index,no-any-return]
-            k = Key(key, key, skey)
-        else:
-            k = self._key_of(key, namespace, samples)
-        fetched: Fetched[T] = await self._fetch(k, call_fn, ttl, value_type, label, describe)
+                        return memo[1]  # type: ignore[no-any-return]
+                    found = self._lookup.from_l1(skey, value_type, label, now)
+                    if found is not None:
+                        return found.value  # type: ignore[no-any-return]
+            # L1 is checked: straight to the store and the flight.
+            fetched: Fetched[T] = await self._fetch(
+                Key(key, key, skey), call_fn, ttl, value_type, label, describe, check_l1=False
+            )
+            return fetched.value
+        fetched = await self._fetch(
+            self._key_of(key, namespace, samples), call_fn, ttl, value_type, label, describe
+        )
         return fetched.value
 
     async def fetch(
@@ -254,14 +262,17 @@ class AgentCache:
         value_type: Any,
         label: str | None,
         describe: Callable[[T], Mapping[str, Any]] | None,
+        *,
+        check_l1: bool = True,
     ) -> Fetched[T]:
+        """Past the inlined fast path: L1 (unless the caller looked already), then the lookup."""
         mode = self._mode
-        if mode is _OFF:
-            return Fetched(await invoke(call_fn, key.material), "call", key.stored, None)
-        if mode is not _REFRESH:
+        if check_l1 and mode is not _REFRESH and mode is not _OFF:
             found = self._lookup.from_l1(key.stored, value_type, label, self._clock())
             if found is not None:
                 return found
+        if mode is _OFF:
+            return Fetched(await invoke(call_fn, key.material), "call", key.stored, None)
         req = Request(
             key,
             call_fn,
@@ -273,8 +284,8 @@ class AgentCache:
         try:
             return await self._lookup.fetch(req)
         finally:
-            if req.notices:
-                req.notices.emit()
+            if req.messages is not None:
+                req.emit()
 
     def _key_of(self, material: object, namespace: str | None, samples: int = 1) -> Key:
         """The ``Key`` of ``material`` (of its turn's sample slot when ``samples`` > 1)."""
@@ -313,8 +324,8 @@ class AgentCache:
         try:
             found = await self._lookup.peek(req)
         finally:
-            if req.notices:
-                req.notices.emit()
+            if req.messages is not None:
+                req.emit()
         return default if found is None else found.value
 
     async def set(
@@ -346,9 +357,9 @@ class AgentCache:
         req = Request(k, _never_called, ttl=ttl_seconds, value_type=value_type, label=None, describe=None)
         self._lookup.invalidate()
         if self._guard is not None:
-            await self._guard.write([(k.stored, entry)], None, req.notices)
-            if req.notices:
-                req.notices.emit()
+            await self._guard.write([(k.stored, entry)], None, req)
+            if req.messages is not None:
+                req.emit()
         self._lookup.remember(k.stored, entry, value, value_type, decoded=False)
 
     async def delete(self, key: object, *, namespace: str | None = None) -> bool:
@@ -449,3 +460,7 @@ class AgentCache:
 
 async def _never_called(_key: object) -> NoReturn:  # pragma: no cover - get/set make no calls
     raise AssertionError("get() and set() never call upstream")
+
+
+def _no_bookkeeping(_key: str, _now: float) -> None:
+    """``note_hit`` of a cache whose mode never writes."""

@@ -32,6 +32,7 @@ from typing import Any, Generic, TypeVar, cast, final
 __all__ = ["SingleFlight"]
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 _RETRY: Any = object()  # what joiners of a leader cancelled while reading get: look again
 
@@ -66,17 +67,19 @@ class SingleFlight(Generic[T]):
 
     async def do(self, key: Hashable, start: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """Run ``start()`` once for all concurrent callers of ``key``; return (result, shared)."""
-        return await self.run(key, None, start)
+        return await self.run(key, None, _call_without_arg, start)
 
     async def run(
         self,
         key: Hashable,
-        read: Callable[[], Awaitable[T | None]] | None,
-        call: Callable[[], Awaitable[T]],
+        read: Callable[[A], Awaitable[T | None]] | None,
+        call: Callable[[A], Awaitable[T]],
+        arg: A,
     ) -> tuple[T, bool]:
-        """``read()`` in this task, and on ``None`` ``call()`` in a task, once for all callers of ``key``.
+        """``read(arg)`` here, and on ``None`` ``call(arg)`` in a task, once for all callers of ``key``.
 
         Returns (result, shared): ``shared`` is True for a caller that joined another's lookup.
+        (``arg`` rather than closures: a caller that joins builds nothing.)
         """
         loop = asyncio.get_running_loop()
         while True:
@@ -87,14 +90,18 @@ class SingleFlight(Generic[T]):
                 flight = None
             if flight is None:
                 break
-            result = await self._wait(key, flight)
+            waiter = self._join(flight)
+            try:
+                result = await waiter
+            finally:
+                self._leave(key, flight, waiter)
             if result is not _RETRY:
                 return result, True
         flight = _Flight(loop)
         self._flights[key] = flight
         if read is not None:
             try:
-                found = await read()
+                found = await read(arg)
             except BaseException as exc:
                 self._drop(key, flight)
                 if isinstance(exc, asyncio.CancelledError):
@@ -106,10 +113,14 @@ class SingleFlight(Generic[T]):
                 self._drop(key, flight)
                 self._settle(flight, found)
                 return found, False
-        task = asyncio.ensure_future(call())
+        task = asyncio.ensure_future(call(arg))
         flight.task = task
         task.add_done_callback(functools.partial(self._land, key, flight))
-        return await self._wait(key, flight), False
+        waiter = self._join(flight)
+        try:
+            return await waiter, False
+        finally:
+            self._leave(key, flight, waiter)
 
     def cancel_all(self) -> list[asyncio.Future[T]]:
         """Cancel every call in flight (used when the cache closes); return the cancelled calls.
@@ -124,20 +135,23 @@ class SingleFlight(Generic[T]):
             self._drop(key, flight)
         return cancelled
 
-    async def _wait(self, key: Hashable, flight: _Flight[T]) -> T:
+    @staticmethod
+    def _join(flight: _Flight[T]) -> asyncio.Future[T]:
+        """A future of this caller's own, settled with the lookup's outcome."""
         waiter: asyncio.Future[T] = flight.loop.create_future()
         flight.waiters[waiter] = None
-        try:
-            return await waiter
-        finally:
-            if waiter in flight.waiters:  # still registered: this caller left before the end
-                del flight.waiters[waiter]
-                task = flight.task
-                if not flight.waiters and task is not None and not task.done():
-                    # The last reader left: stop paying for an answer nobody will read, and let a
-                    # caller that arrives now start afresh rather than join a dying call.
-                    task.cancel()
-                    self._drop(key, flight)
+        return waiter
+
+    def _leave(self, key: Hashable, flight: _Flight[T], waiter: asyncio.Future[T]) -> None:
+        """After ``waiter`` was awaited, however that ended."""
+        if waiter in flight.waiters:  # still registered: this caller left before the end
+            del flight.waiters[waiter]
+            task = flight.task
+            if not flight.waiters and task is not None and not task.done():
+                # The last reader left: stop paying for an answer nobody will read, and let a
+                # caller that arrives now start afresh rather than join a dying call.
+                task.cancel()
+                self._drop(key, flight)
 
     def _land(self, key: Hashable, flight: _Flight[T], task: asyncio.Future[T]) -> None:
         self._drop(key, flight)
@@ -164,3 +178,7 @@ class SingleFlight(Generic[T]):
     def _drop(self, key: Hashable, flight: _Flight[T]) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
+
+
+async def _call_without_arg(start: Callable[[], Awaitable[T]]) -> T:
+    return await start()

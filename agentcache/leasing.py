@@ -16,10 +16,9 @@ In one process the flight (``flight.py``) already merges identical calls. Across
    once, and again exactly one waiter wins the next claim;
 5. nobody waits longer than ``max_wait``: past it the waiter calls through and warns.
 
-Cancellation at any await of this path never leaves a lease behind: a claim is made under a token
-chosen before it is sent, and a caller cancelled while its claim is in flight releases that token
-once the claim lands (a release by a token that did not win is a no-op); a holder's ``finally``
-releases under ``asyncio.shield``.
+Cancellation at any await of this path never leaves a lease behind: a caller cancelled while its
+claim is in flight never holds it (the store gives a claim that won after its caller left back, see
+``LeaseStore.claim``), and a holder's ``finally`` releases under ``asyncio.shield``.
 
 A store failure while claiming or waiting degrades to calling through: the lease only saves calls.
 The failure is handed to ``on_error`` (the cache's fail-open guard), which counts it, warns once per
@@ -36,16 +35,17 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, final
+from typing import Protocol, TypeVar, final
 
 from .errors import BackendError, ConfigurationError
 from .stores.capabilities import Lease, LeaseStore
 
-__all__ = ["LeasePolicy", "new_token", "run_leased", "settle_background"]
+__all__ = ["LeasePolicy", "LeasedCall", "new_token", "run_leased"]
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 
 
 @final
@@ -81,42 +81,44 @@ def new_token() -> str:
     return f"{random.getrandbits(64):016x}"
 
 
-async def run_leased(
-    leases: LeaseStore,
-    key: str,
-    policy: LeasePolicy,
-    *,
-    call: Callable[[Lease], Awaitable[R]],
-    recheck: Callable[[], Awaitable[R | None]],
-    on_error: Callable[[BackendError], None],
-    on_gave_up: Callable[[float], None],
-) -> R:
-    """``call(lease)`` if we win ``key``'s lease, else wait for whoever holds it and ``recheck()``.
+class LeasedCall(Protocol[R_co]):
+    """What a miss gives ``run_leased``: one object per miss rather than four callbacks."""
 
-    ``call`` calls upstream and stores the value, passing ``lease`` to the store's ``set_many`` so
-    that the lease is released with the value; ``recheck`` reads the store (``None``: not there).
-    ``on_error`` hears of store failures (then this calls through); ``on_gave_up`` of a wait that
-    passed ``max_wait`` (then this calls through too).
-    """
+    async def call(self, lease: Lease) -> R_co:
+        """Call upstream and store the value with ``set_many(..., release=lease)``."""
+
+    async def recheck(self) -> R_co | None:
+        """Read the store again (``None``: the value is not there)."""
+
+    def failed(self, exc: BackendError) -> None:
+        """A store failure while claiming or waiting (``run_leased`` then calls through)."""
+
+    def gave_up(self, waited: float) -> None:
+        """The wait passed ``max_wait`` (``run_leased`` then calls through)."""
+
+
+async def run_leased(leases: LeaseStore, key: str, policy: LeasePolicy, miss: LeasedCall[R]) -> R:
+    """``miss.call(lease)`` if we win the lease on ``key``, else wait for its holder, ``miss.recheck()``."""
+    call, recheck = miss.call, miss.recheck
     started = time.monotonic()
     delay = policy.poll_min
     while True:
         lease = Lease(key, new_token())
         try:
-            won = await _claim(leases, lease, policy.ttl)
+            won = await leases.claim(lease.key, lease.token, policy.ttl)
         except BackendError as exc:
-            on_error(exc)
+            miss.failed(exc)
             return await call(_UNHELD)
         if won:
             return await _hold(leases, lease, policy, call, recheck)
         remaining = policy.max_wait - (time.monotonic() - started)
         if remaining <= 0:
-            on_gave_up(policy.max_wait)
+            miss.gave_up(policy.max_wait)
             return await call(_UNHELD)
         try:
             await leases.wait_released(key, min(delay, remaining))
         except BackendError as exc:
-            on_error(exc)
+            miss.failed(exc)
             return await call(_UNHELD)
         delay = min(delay * 2, policy.poll_max)
         found = await recheck()
@@ -126,47 +128,6 @@ async def run_leased(
 
 _UNHELD = Lease("", "")
 _UNHELD.released = True  # the lease of a call made without one: nothing for a store to release
-
-
-async def _claim(leases: LeaseStore, lease: Lease, ttl: float) -> bool:
-    """Claim ``lease``; if the caller is cancelled meanwhile, release it once the claim has landed."""
-    claiming = asyncio.ensure_future(leases.claim(lease.key, lease.token, ttl))
-    try:
-        return await asyncio.shield(claiming)
-    except asyncio.CancelledError:
-        claiming.add_done_callback(lambda done: _release_abandoned(leases, lease, done))
-        _keep_until_done(claiming)
-        raise
-
-
-def _release_abandoned(leases: LeaseStore, lease: Lease, claimed: asyncio.Future[bool]) -> None:
-    if claimed.cancelled() or claimed.exception() is not None or not claimed.result():
-        return  # never held (a failed claim's error was already someone else's to report)
-    releasing = asyncio.ensure_future(leases.release(lease.key, lease.token))
-    releasing.add_done_callback(_log_release_failure)
-    _keep_until_done(releasing)
-
-
-def _keep_until_done(task: asyncio.Future[Any]) -> None:
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
-
-
-def _log_release_failure(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("releasing an abandoned lease failed (it will expire): %s", task.exception())
-
-
-# Abandoned claims and their releases still running; strong references (a task is otherwise collectable).
-_BACKGROUND: set[asyncio.Future[Any]] = set()
-
-
-async def settle_background() -> None:
-    """Wait for abandoned claims, and their releases, still running on this loop (before a store closes)."""
-    loop = asyncio.get_running_loop()
-    while pending := [task for task in _BACKGROUND if task.get_loop() is loop and not task.done()]:
-        await asyncio.gather(*pending, return_exceptions=True)
-        await asyncio.sleep(0)  # a landed claim's done-callback starts its release
 
 
 async def _hold(

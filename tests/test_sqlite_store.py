@@ -234,3 +234,17 @@ async def test_a_stampede_of_identical_cold_callers_reads_the_store_at_most_twic
         # The first caller reads in its own task; everyone arriving meanwhile joins one flight
         # (which reads once more) instead of each issuing a read of its own.
         assert len(selects) <= 2
+
+
+async def test_both_connections_write_ahead_with_normal_sync_and_the_busy_timeout(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "cache.db", busy_timeout=0.75)
+    try:
+        await store.open()
+        for conn in (store._file.writer, store._file.reader):
+            settings = [
+                next(iter(await conn.execute_fetchall(f"PRAGMA {name}")))[0]
+                for name in ("journal_mode", "synchronous", "busy_timeout")
+            ]
+            assert settings == ["wal", 1, 750]  # synchronous=NORMAL is 1; busy_timeout in ms
+    finally:
+        await store.aclose()

@@ -1,8 +1,9 @@
 """Store URLs -> Store instances: a table of schemes, each imported only when it is used.
 
-``memory://[?max_entries=N]``, ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``;
-``redis://`` and ``rediss://`` need the ``redis`` extra. An unknown scheme is a
-``ConfigurationError`` that lists the known ones; a missing extra names the package to install.
+``memory://[?max_entries=N]``, ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``,
+``sqlite:///~/path.db`` (each ``[?busy_timeout=SECONDS]``); ``redis://`` and ``rediss://`` need
+the ``redis`` extra. An unknown scheme is a ``ConfigurationError`` that lists the known ones; a
+missing extra names the package to install.
 """
 
 from __future__ import annotations

@@ -9,6 +9,10 @@ One exception policy: the exception of a batch reaches every submitter of that b
 and the next batch still runs; a ``BaseException`` that is not an ``Exception`` (cancellation of
 the drain, ``KeyboardInterrupt``) also propagates out of the drain after failing the batch.
 
+A submitter cancelled while its item is in a batch does not undo the item (it may already be on its
+way to the server); ``on_abandoned(item, result)`` hears of each such result when its batch lands,
+so that an owner can undo what must not outlive its submitter (a lease claim that won).
+
 One event-loop policy: a batcher follows the running loop. Work queued by a loop that has since
 closed (a finished ``asyncio.run``) was never acknowledged to anyone and can never complete, so it
 is dropped, and ``on_new_loop`` lets the owner drop what else belonged to that loop (connections)
@@ -19,10 +23,13 @@ therefore reconnects; it never raises "Event loop is closed".
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar, final
+from typing import Any, Generic, TypeVar, final
 
 __all__ = ["MicroBatcher"]
+
+log = logging.getLogger(__name__)
 
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
@@ -38,7 +45,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
     rest wait for the next); by default every item waiting shares one run.
     """
 
-    __slots__ = ("_drain", "_loop", "_max", "_on_new_loop", "_pending", "_run")
+    __slots__ = ("_drain", "_loop", "_max", "_on_abandoned", "_on_new_loop", "_pending", "_run")
 
     def __init__(
         self,
@@ -46,10 +53,12 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         *,
         max_batch: int = _UNBOUNDED,
         on_new_loop: Callable[[], None] | None = None,
+        on_abandoned: Callable[[ItemT, ResultT], None] | None = None,
     ) -> None:
         self._run = run
         self._max = max_batch
         self._on_new_loop = on_new_loop
+        self._on_abandoned = on_abandoned
         # Who touches these: only the event loop's thread, between awaits.
         self._pending: list[tuple[ItemT, asyncio.Future[ResultT]]] = []
         self._drain: asyncio.Task[None] | None = None
@@ -92,6 +101,10 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         """Queue ``item`` for the next batch and wait for its result (or the batch's exception)."""
         return await self.submit_nowait(item)
 
+    def submit_detached(self, item: ItemT) -> None:
+        """Queue ``item`` with nobody waiting for it; a failure is only logged (bookkeeping, cleanup)."""
+        self.submit_nowait(item).add_done_callback(_log_failure)
+
     async def wait_idle(self) -> None:
         """Return once nothing is queued or running (what was queued has landed, either way)."""
         while self._drain is not None and self._loop is asyncio.get_running_loop():
@@ -117,9 +130,16 @@ class MicroBatcher(Generic[ItemT, ResultT]):
                     if not isinstance(exc, Exception):
                         raise
                     continue
-                for (_, future), result in zip(batch, results, strict=False):
+                for (item, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
+                    elif future.cancelled() and self._on_abandoned is not None:
+                        self._on_abandoned(item, result)
         finally:
             if self._drain is me:  # not a newer drain started after this one's loop died
                 self._drain = None
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.debug("a detached batch item failed: %s", future.exception())

@@ -67,7 +67,11 @@ class LeaseStore(Protocol):
     """A store's leases on keys (cross-process single-flight). All methods may raise ``BackendError``."""
 
     async def claim(self, key: str, token: str, ttl: float) -> bool:
-        """Take the lease on ``key`` for ``ttl`` seconds under ``token``; ``False`` if held elsewhere."""
+        """Take the lease on ``key`` for ``ttl`` seconds under ``token``; ``False`` if held elsewhere.
+
+        Cancellation-safe: if the caller is cancelled while the claim is on its way and the claim
+        then wins, the store releases it once it lands (nobody holds it, nobody may wait for it).
+        """
 
     async def renew(self, key: str, token: str, ttl: float) -> bool:
         """Extend a lease we hold; ``False`` if it was lost (expired, and perhaps claimed again)."""
@@ -77,6 +81,9 @@ class LeaseStore(Protocol):
 
     async def wait_released(self, key: str, timeout: float) -> None:
         """Return when ``key``'s lease may have been released, or after ``timeout`` at the latest."""
+
+    async def settle(self) -> None:
+        """Return once no claim or release made on this loop is still on its way (before closing)."""
 
 
 @runtime_checkable

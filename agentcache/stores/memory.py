@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
+from typing import Any
 from urllib.parse import SplitResult
 
 from ..errors import ConfigurationError
@@ -17,10 +18,10 @@ from ..keys import validate_namespace
 from .base import Entry, namespace_of
 from .capabilities import Lease
 
-__all__ = ["NO_MEMO", "MemoryStore"]
+__all__ = ["Memo", "MemoryStore"]
 
-NO_MEMO: object = object()
-"""The memo of an entry whose decoded value is not kept."""
+Memo = tuple[Any, Any]
+"""``(value_type, decoded value)`` of an entry whose decoded value callers may share; ``None``: none kept."""
 
 DEFAULT_MAX_ENTRIES = 10_000
 
@@ -36,7 +37,7 @@ class MemoryStore:
         self.max_entries = max_entries
         self.url = f"memory://?max_entries={max_entries}"
         # Who touches it: only the event loop's thread; the tuple is (entry, memo).
-        self._data: OrderedDict[str, tuple[Entry, object]] = OrderedDict()
+        self._data: OrderedDict[str, tuple[Entry, Memo | None]] = OrderedDict()
         # Hits counted since the entry was stored: key -> [count, last_hit_at]. Kept apart from the
         # frozen Entry because rebuilding an Entry on every hit costs more than the hit itself;
         # applied when entries are read out (get_many, scan). Holds only keys present in _data.
@@ -50,7 +51,7 @@ class MemoryStore:
 
     # -- synchronous fast path (used as L1) -------------------------------------------------
 
-    def lookup(self, key: str, now: float) -> tuple[Entry, object] | None:
+    def lookup(self, key: str, now: float) -> tuple[Entry, Memo | None] | None:
         """The live (entry, memo) of ``key``, refreshed as most recently used; drops it if expired."""
         slot = self._data.get(key)
         if slot is None:
@@ -63,7 +64,7 @@ class MemoryStore:
         self._data.move_to_end(key)
         return slot
 
-    def put(self, key: str, entry: Entry, memo: object = NO_MEMO) -> None:
+    def put(self, key: str, entry: Entry, memo: Memo | None = None) -> None:
         """Insert or replace, evicting the least recently used entries beyond the bound."""
         data = self._data
         previous = data.get(key)

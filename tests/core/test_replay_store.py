@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,15 @@ async def test_replay_on_an_empty_store_says_it_is_empty(db_url: str) -> None:
     async with AgentCache(db_url, mode="replay") as cache:
         with pytest.raises(CacheMissError, match="no entries"):
             await cache.get_or_call("q", Upstream())
+
+
+async def test_replay_hits_leave_the_file_as_it_was(db_url: str, tmp_path: Path) -> None:
+    async with AgentCache(db_url) as cache:
+        await cache.set("q", "recorded")
+    with sqlite3.connect(tmp_path / "cache.db") as db:
+        rows_before = db.execute("SELECT key, hits, last_hit_at FROM entries").fetchall()
+    async with AgentCache(db_url, mode="replay") as cache:
+        for _ in range(3):
+            assert await cache.get_or_call("q", Upstream()) == "recorded"
+    with sqlite3.connect(tmp_path / "cache.db") as db:
+        assert db.execute("SELECT key, hits, last_hit_at FROM entries").fetchall() == rows_before

@@ -145,7 +145,6 @@ asyncio.run(main())
 
 # Collecting an unclosed aiosqlite connection stops its worker thread, which may then try to
 # report to the event loop this test already closed: aiosqlite's own noise, not agentcache's.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_cache_garbage_collected_unclosed_warns(db_url: str) -> None:
     """In a child: aiosqlite's own cleanup of the collected connections is noisy after the loop."""
     proc = subprocess.run(
@@ -226,7 +225,6 @@ def test_one_cache_reopens_in_a_second_asyncio_run_after_closing(db_url: str) ->
 
 # aiosqlite threads that finish a job after asyncio.run closed its loop die reporting it (that is
 # why the store reconnects in the next loop); their report is the scenario, not a failure.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_run_that_ends_with_calls_in_flight_leaves_the_cache_usable(db_url: str) -> None:
     """asyncio.run cancels what is left; the aiosqlite threads must survive that."""
     cache = AgentCache(db_url, l1_max_entries=0)

@@ -253,6 +253,9 @@ class ClaimSpy:
     async def wait_released(self, key: str, timeout: float) -> None:
         await self.inner.wait_released(key, timeout)
 
+    async def settle(self) -> None:
+        await self.inner.settle()
+
 
 async def test_a_waiter_calls_through_after_the_bounded_wait(opener: Opener) -> None:
     stuck = leases(opener())

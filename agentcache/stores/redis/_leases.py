@@ -8,7 +8,7 @@ per store relays it to this process's waiters, and a release made here wakes the
 Messages can be lost (a reconnect, a waiter subscribing just after the release): waiters poll
 regardless (``leasing.LeasePolicy``), so a lost message costs latency, never an answer.
 
-Concurrent claims share one pipeline and concurrent releases one script call (``MicroBatcher``).
+Concurrent claims share one pipeline and concurrent releases one script call (``LeaseBatches``).
 A holder's lease is normally released by the MULTI/EXEC that stores its value: the store adds
 ``queue_release`` to that transaction and then calls ``wake``, so a stored miss costs no release
 round trip of its own.
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, final
 
 from redis.exceptions import RedisError
 
-from .._batch import MicroBatcher
+from .._lease_batches import LeaseBatches
 from ..capabilities import Lease
 
 if TYPE_CHECKING:
@@ -67,8 +67,7 @@ class RedisLeases:
         self._prefix = prefix
         self.channel = f"{prefix}released"
         """The pub/sub channel on which releases are announced."""
-        self._claims: MicroBatcher[tuple[str, str, float], bool] = MicroBatcher(self._claim_batch)
-        self._releases: MicroBatcher[tuple[str, str], None] = MicroBatcher(self._release_batch)
+        self._batches = LeaseBatches(self._claim_batch, self._release_batch)
         # Who touches these: only the event loop's thread; both belong to the running loop.
         # This process's waiters: key -> events to set when the key's lease is released.
         self._waiters: dict[str, set[asyncio.Event]] = {}
@@ -85,7 +84,7 @@ class RedisLeases:
 
     async def claim(self, key: str, token: str, ttl: float) -> bool:
         """SET NX PX: True if ``token`` now holds the lease on ``key`` for ``ttl`` seconds."""
-        return await self._claims.submit((key, token, ttl))
+        return await self._batches.claims.submit((key, token, ttl))
 
     async def renew(self, key: str, token: str, ttl: float) -> bool:
         """Extend our lease; False if it expired and someone else (or nobody) holds it now."""
@@ -93,9 +92,13 @@ class RedisLeases:
             done = await self._connection.script(_RENEW_LUA)(keys=[self._lkey(key)], args=[token, _ms(ttl)])
         return bool(done)
 
+    async def settle(self) -> None:
+        """Return once no claim or release made on this loop is still on its way (before closing)."""
+        await self._batches.settle()
+
     async def release(self, key: str, token: str) -> None:
         """Drop our lease (if still ours) and tell waiters everywhere to look again."""
-        await self._releases.submit((key, token))
+        await self._batches.releases.submit((key, token))
 
     async def wait_released(self, key: str, timeout: float) -> None:
         """Return when ``key``'s lease is released (a notification) or after ``timeout`` (polling)."""
@@ -130,8 +133,7 @@ class RedisLeases:
 
     async def aclose(self) -> None:
         """Let queued claims and releases land, then stop listening for releases."""
-        await self._claims.wait_idle()
-        await self._releases.wait_idle()
+        await self._batches.settle()
         listener, self._listener = self._listener, None
         if listener is not None and listener.get_loop() is asyncio.get_running_loop():
             listener.cancel()

@@ -136,8 +136,7 @@ class GroupCommit:
     def _flush_hits_soon(self) -> None:
         self._hit_timer = None
         if self._hits and self._file.is_open and not self._writes.busy:
-            # Nobody awaits this: a failure is only logged, never left as an unretrieved exception.
-            self._writes.submit_nowait(_nothing).add_done_callback(_log_hit_flush_failure)
+            self._writes.submit_detached(_nothing)  # nobody awaits it: a failure is only logged
 
     def _forget_hit_timer(self) -> None:
         if self._hit_timer is not None:
@@ -177,8 +176,8 @@ class GroupCommit:
     ) -> list[Any]:
         hits = self._take_hits()
         self._claims_created = False
-        await writer.execute("BEGIN IMMEDIATE")
         try:
+            await writer.execute("BEGIN IMMEDIATE")
             results: list[Any] = []
             rows: list[tuple[Any, ...]] = []
             releases: list[tuple[str, str]] = []
@@ -207,7 +206,7 @@ class GroupCommit:
             if hits:
                 log.debug("dropping the hit counts of %d keys with a failed transaction", len(hits))
             # Only once the statement in hand has run is it known whether a transaction is open
-            # (a cancelled BEGIN still runs).
+            # (a BEGIN whose caller was cancelled still runs).
             await settle(writer)
             with suppress(sqlite3.Error, ValueError):
                 if writer.in_transaction:
@@ -215,8 +214,3 @@ class GroupCommit:
             raise
         self._claims_ready = self._claims_ready or self._claims_created
         return results
-
-
-def _log_hit_flush_failure(done: asyncio.Future[Any]) -> None:
-    if not done.cancelled() and done.exception() is not None:
-        log.debug("writing hit counts failed: %s", done.exception())

@@ -25,7 +25,7 @@ from typing import final
 import aiosqlite
 
 from ...errors import BackendError
-from .._batch import MicroBatcher
+from .._lease_batches import LeaseBatches
 from ._commit import GroupCommit
 from ._reader import BatchedReader
 from ._schema import CLAIM, CLAIM_EXPIRY, CLAIM_OWNERS, RELEASE, RENEW, chunks
@@ -37,13 +37,12 @@ __all__ = ["SQLiteLeases"]
 class SQLiteLeases:
     """The ``LeaseStore`` of one SQLite store (``store.leases()``), writing through its group commit."""
 
-    __slots__ = ("_claims", "_commit", "_reader", "_refused", "_releases", "_waiters")
+    __slots__ = ("_batches", "_commit", "_reader", "_refused", "_waiters")
 
     def __init__(self, commit: GroupCommit, reader: BatchedReader) -> None:
         self._commit = commit
         self._reader = reader
-        self._claims: MicroBatcher[tuple[str, str, float], bool] = MicroBatcher(self._claim_batch)
-        self._releases: MicroBatcher[tuple[str, str], None] = MicroBatcher(self._release_batch)
+        self._batches = LeaseBatches(self._claim_batch, self._release_batch)
         # Who touches these: only the event loop's thread.
         self._refused: set[str] = set()  # keys whose last claim lost: the next one reads first
         self._waiters: dict[str, set[asyncio.Event]] = {}
@@ -52,7 +51,7 @@ class SQLiteLeases:
         """Take ``key``'s lease for ``ttl`` seconds under ``token``; ``False`` if held elsewhere."""
         if key in self._refused and await self._held_elsewhere(key):
             return False  # a waiter's poll costs a read, not a write transaction
-        won = await self._claims.submit((key, token, ttl))
+        won = await self._batches.claims.submit((key, token, ttl))
         if won:
             self._refused.discard(key)
         else:
@@ -69,10 +68,14 @@ class SQLiteLeases:
 
         return bool(await self._commit.run(job))
 
+    async def settle(self) -> None:
+        """Return once no claim or release made on this loop is still on its way (before closing)."""
+        await self._batches.settle()
+
     async def release(self, key: str, token: str) -> None:
         """Delete our claim (if it is still ours) and wake this process's waiters on ``key``."""
         try:
-            await self._releases.submit((key, token))
+            await self._batches.releases.submit((key, token))
         finally:
             self.wake(key)
 

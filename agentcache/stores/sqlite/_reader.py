@@ -36,9 +36,12 @@ class BatchedReader:
             self._read_batch
         )
 
-    async def read(self, keys: Sequence[str], now: float) -> list[Entry | None]:
-        """The entries of ``keys`` (``None``: missing or expired at ``now``), read with concurrent reads."""
-        return await self._reads.submit((keys, now))
+    def read(self, keys: Sequence[str], now: float) -> asyncio.Future[list[Entry | None]]:
+        """The entries of ``keys`` (``None``: missing or expired at ``now``), read with concurrent reads.
+
+        A future rather than a coroutine: one frame less on the path of every cold hit.
+        """
+        return self._reads.submit_nowait((keys, now))
 
     async def wait_idle(self) -> None:
         """Return once every queued key read has been answered."""
@@ -93,9 +96,14 @@ class BatchedReader:
                 for chunk in chunks(list(keys)):
                     sql = SELECT_KEYS.format(",".join("?" * len(chunk)))
                     for row in await reader.execute_fetchall(sql, chunk):
-                        # Built here rather than by entry_of: the hot path of every cold hit.
-                        found[row[0]] = Entry(
-                            row[1], row[2], row[3], row[4], None, meta_of(row[5]), row[6], row[7]
+                        found[row[0]] = Entry(  # not entry_of: this is every cold hit's path
+                            value=row[1],
+                            created_at=row[2],
+                            expires_at=row[3],
+                            call_seconds=row[4],
+                            meta=meta_of(row[5]),
+                            hits=row[6],
+                            last_hit_at=row[7],
                         )
         except asyncio.CancelledError:
             await settle(reader)

@@ -87,6 +87,7 @@ class SQLiteStore:
         except BackendError as exc:
             self._commit.discard_hits()  # else every later close would try again
             log.debug("the hit counts of %s were not written on close: %s", self.path, exc)
+        await self._leases.settle()  # its claims and releases are writes too
         await self._commit.wait_idle()
         await self._reader.wait_idle()
         await self._file.close()
@@ -181,7 +182,6 @@ class SQLiteStore:
 
     async def vacuum(self) -> None:
         """Rewrite the file without the space of deleted entries, and empty the WAL."""
-        await self.open()
         await self._commit.flush_hits()
 
         async def job(conn: aiosqlite.Connection) -> None:
@@ -207,7 +207,7 @@ def _checked_busy_timeout(value: object) -> float:
 def _url_of(path: Path, busy_timeout: float) -> str:
     # Only what urlsplit would misread is quoted: the URL stays readable in messages.
     text = str(path).replace("%", "%25").replace("?", "%3F").replace("#", "%23")
-    query = "" if busy_timeout == DEFAULT_BUSY_TIMEOUT else f"?busy_timeout={busy_timeout:g}"
+    query = "" if busy_timeout == DEFAULT_BUSY_TIMEOUT else f"?busy_timeout={busy_timeout!r}"
     return f"sqlite:///{text}{query}"
 
 
