@@ -51,9 +51,13 @@ Source = Literal["l1", "store", "call", "coalesced"]
 
 
 @final
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Fetched(Generic[T]):
-    """One answer and where it came from: ``l1``, ``store``, ``call`` or ``coalesced``."""
+    """One answer and where it came from: ``l1``, ``store``, ``call`` or ``coalesced``.
+
+    Read-only by contract (each caller gets one of its own). Not a frozen dataclass only because
+    one is built for every caller of every lookup, and a frozen one costs three times as much.
+    """
 
     value: T
     source: Source
@@ -76,7 +80,6 @@ class Request(Notices):
         self,
         key: Key,
         call_fn: Callable[[Any], Any],
-        *,
         ttl: float | None,
         value_type: Any,
         label: str | None,
@@ -155,6 +158,7 @@ class _LeasedMiss:
         )
 
 
+_REPLAY, _READ_WRITE = Mode.REPLAY, Mode.READ_WRITE  # an enum member lookup costs a call each time
 _CORRUPT: Any = object()
 _MISMATCH: Any = object()
 _NO_META: Mapping[str, Any] = {}
@@ -226,8 +230,9 @@ class Lookup:
         self._mode = mode
         self._writes = mode.writes  # fixed per cache; an enum property costs a lookup per miss
         # Bound once: a caller that joins a lookup makes no objects it will not use.
-        self._read_first = self._read_answer if mode is not Mode.REFRESH else None  # refresh never reads
-        self._call_second = self._call_answer
+        reads = self._read if guard is not None else self._read_memory
+        self._read_first = reads if mode is not Mode.REFRESH else None  # refresh never reads
+        self._call_second = self._call
         self._guard = guard  # None: memory:// is the store, and it is the L1
         self._l1 = l1
         self._stats = stats
@@ -266,13 +271,6 @@ class Lookup:
             answer.notices.emit()
         return self._for_caller(req, answer.fetched, shared)
 
-    async def _read_answer(self, req: Request) -> _Answer | None:
-        found = await (self._read(req) if self._guard is not None else self._read_memory(req))
-        return None if found is None else _Answer(found, req)
-
-    async def _call_answer(self, req: Request) -> _Answer:
-        return _Answer(await self._call(req), req)
-
     async def peek(self, req: Request) -> Fetched[Any] | None:
         """The stored answer without calling or counting (``get``), or ``None``."""
         skey = req.key.stored
@@ -289,7 +287,8 @@ class Lookup:
                 l1.discard(skey)
             except codec.WrongValueType:
                 pass  # the store's read says so
-        return None if self._guard is None else await self._read(req)
+        found = None if self._guard is None else await self._read(req)
+        return None if found is None else found.fetched
 
     # -- L1 ------------------------------------------------------------------------------------
 
@@ -343,7 +342,7 @@ class Lookup:
 
     # -- reading -------------------------------------------------------------------------------
 
-    async def _read(self, req: Request) -> Fetched[Any] | None:
+    async def _read(self, req: Request) -> _Answer | None:
         """The stored answer (remembered in L1), or ``None``: missing, unreadable, or the store is down."""
         guard = self._guard
         assert guard is not None
@@ -368,9 +367,9 @@ class Lookup:
             return None
         if epoch == self._epoch:
             self.remember(skey, entry, value, req.value_type)
-        return Fetched(value, "store", skey, entry)
+        return _Answer(Fetched(value, "store", skey, entry), req)
 
-    async def _read_memory(self, req: Request) -> Fetched[Any] | None:
+    async def _read_memory(self, req: Request) -> _Answer | None:
         """``_read`` where ``memory://`` is the store: its entry was not served by the L1 fast path."""
         skey = req.key.stored
         slot = self._l1.lookup(skey, self._clock()) if self._l1 is not None else None
@@ -379,7 +378,7 @@ class Lookup:
         value = self._decode(req, slot[0])
         if value is _CORRUPT or value is _MISMATCH:
             return None
-        return Fetched(value, "l1", skey, slot[0])
+        return _Answer(Fetched(value, "l1", skey, slot[0]), req)
 
     def _decode(self, req: Request, entry: Entry) -> Any:
         """The stored value for this caller; ``_CORRUPT`` (dropped from L1) or ``_MISMATCH``, warned."""
@@ -402,24 +401,25 @@ class Lookup:
 
     # -- calling -------------------------------------------------------------------------------
 
-    async def _call(self, req: Request) -> Fetched[Any]:
+    async def _call(self, req: Request) -> _Answer:
         """The calling phase (a task of its own): replay's miss, or a call, leased where possible."""
         mode = self._mode
-        if mode is Mode.REPLAY:
+        if mode is _REPLAY:
             raise CacheMissError(req.key.stored, req.key.material, await self._explain_miss(req))
         guard = self._guard
-        if mode is Mode.READ_WRITE and guard is not None and self._lease is not None and not req.mismatch:
+        if mode is _READ_WRITE and guard is not None and self._lease is not None and not req.mismatch:
             leases = guard.leases()
             if leases is not None:
-                return await run_leased(leases, req.key.stored, self._lease, _LeasedMiss(self, guard, req))
-        return await self._call_and_store(req, None)
+                miss = _LeasedMiss(self, guard, req)
+                return _Answer(await run_leased(leases, req.key.stored, self._lease, miss), req)
+        return _Answer(await self._call_and_store(req, None), req)
 
     async def _recheck(self, req: Request) -> Fetched[Any] | None:
         """A lease waiter's look at the store; an entry of another value_type ends the wait."""
         found = await self._read(req)
         if found is None and req.mismatch:
             return await self._call_and_store(req, None)
-        return found
+        return None if found is None else found.fetched
 
     async def _call_and_store(self, req: Request, lease: Lease | None) -> Fetched[Any]:
         """Call upstream, then store the answer (committed, releasing ``lease``) and remember it in L1."""

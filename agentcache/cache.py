@@ -273,14 +273,7 @@ class AgentCache:
                 return found
         if mode is _OFF:
             return Fetched(await invoke(call_fn, key.material), "call", key.stored, None)
-        req = Request(
-            key,
-            call_fn,
-            ttl=self._ttl if ttl is None else parse_ttl(ttl),
-            value_type=value_type,
-            label=label,
-            describe=describe,
-        )
+        req = Request(key, call_fn, self._ttl if ttl is None else parse_ttl(ttl), value_type, label, describe)
         try:
             return await self._lookup.fetch(req)
         finally:
@@ -320,7 +313,7 @@ class AgentCache:
         k = self._key_of(key, namespace)
         if self._mode is _OFF:
             return default
-        req = Request(k, _never_called, ttl=None, value_type=value_type, label=None, describe=None)
+        req = Request(k, _never_called, None, value_type, None, None)
         try:
             found = await self._lookup.peek(req)
         finally:
@@ -354,7 +347,7 @@ class AgentCache:
             material=k.canonical if self._store_key_material else None,
             meta=fingerprints(k.normal),
         )
-        req = Request(k, _never_called, ttl=ttl_seconds, value_type=value_type, label=None, describe=None)
+        req = Request(k, _never_called, ttl_seconds, value_type, None, None)
         self._lookup.invalidate()
         if self._guard is not None:
             await self._guard.write([(k.stored, entry)], None, req)

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 from urllib.parse import SplitResult, unquote, urlsplit
@@ -59,6 +59,9 @@ class SQLiteStore:
         self._commit = GroupCommit(self._file)
         self._reader = BatchedReader(self._file)
         self._leases = SQLiteLeases(self._commit, self._reader)
+        # Count a hit in memory; written with the next transaction or within a second. Bound here
+        # rather than delegated: it runs on every hit, even L1 hits.
+        self.note_hit: Callable[[str, float], None] = self._commit.note_hit
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r}, {'open' if self._file.is_open else 'closed'})"
@@ -152,10 +155,6 @@ class SQLiteStore:
                     yield row[0], entry_of(row)
         finally:
             await pages.aclose()
-
-    def note_hit(self, key: str, now: float) -> None:
-        """Count a hit in memory; written with the next transaction or within a second."""
-        self._commit.note_hit(key, now)
 
     # -- optional abilities (capabilities.py) ----------------------------------------------------
 
