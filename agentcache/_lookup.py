@@ -27,7 +27,7 @@ import inspect
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar, final
+from typing import Any, Final, Generic, Literal, TypeVar, final
 
 from . import codec
 from ._guard import StoreGuard
@@ -81,7 +81,7 @@ class Request(Notices):
         key: Key,
         call_fn: Callable[[Any], Any],
         ttl: float | None,
-        value_type: Any,
+        value_type: object,
         label: str | None,
         describe: Callable[[Any], Mapping[str, Any]] | None,
     ) -> None:
@@ -112,7 +112,7 @@ class _Answer:
         self.notices = notices
 
 
-def _flight_key(skey: str, value_type: Any) -> Hashable:
+def _flight_key(skey: str, value_type: object) -> Hashable:
     """Callers of one key with equal value_types share a lookup; other value_types never do."""
     if value_type is None:
         return skey
@@ -123,7 +123,7 @@ def _flight_key(skey: str, value_type: Any) -> Hashable:
     return (skey, value_type)
 
 
-def _same_type(memo_type: Any, value_type: Any) -> bool:
+def _same_type(memo_type: object, value_type: object) -> bool:
     """Whether an L1 memo decoded for ``memo_type`` serves ``value_type`` (``list[int]`` is new per call)."""
     if memo_type is value_type:
         return True
@@ -159,8 +159,8 @@ class _LeasedMiss:
 
 
 _REPLAY, _READ_WRITE = Mode.REPLAY, Mode.READ_WRITE  # an enum member lookup costs a call each time
-_CORRUPT: Any = object()
-_MISMATCH: Any = object()
+_CORRUPT: Final = object()
+_MISMATCH: Final = object()
 _NO_META: Mapping[str, Any] = {}
 
 
@@ -187,7 +187,7 @@ async def invoke(call_fn: Callable[[Any], Any], material: object) -> Any:
     return result
 
 
-def _takes_one(call_fn: Callable[..., Any]) -> bool:
+def _takes_one(call_fn: Callable[..., object]) -> bool:
     try:
         inspect.signature(call_fn).bind(None)
     except TypeError:
@@ -314,7 +314,9 @@ class Lookup:
         self.count_hit(skey, entry, label, now)
         return Fetched(value, "l1", skey, entry)
 
-    def remember(self, skey: str, entry: Entry, value: Any, value_type: Any, *, decoded: bool = True) -> None:
+    def remember(
+        self, skey: str, entry: Entry, value: object, value_type: object, *, decoded: bool = True
+    ) -> None:
         """Put an entry in L1, keeping its decoded value when callers may share it.
 
         ``decoded=False``: ``value`` is what ``call_fn`` returned, which a ``value_type`` may read
@@ -380,7 +382,7 @@ class Lookup:
             return None
         return _Answer(Fetched(value, "l1", skey, slot[0]), req)
 
-    def _decode(self, req: Request, entry: Entry) -> Any:
+    def _decode(self, req: Request, entry: Entry) -> object:
         """The stored value for this caller; ``_CORRUPT`` (dropped from L1) or ``_MISMATCH``, warned."""
         skey = req.key.stored
         try:
@@ -438,7 +440,7 @@ class Lookup:
             self.remember(skey, entry, value, req.value_type, decoded=False)
         return Fetched(value, "call", skey, entry)
 
-    def _entry(self, req: Request, value: Any, elapsed: float) -> Entry | None:
+    def _entry(self, req: Request, value: object, elapsed: float) -> Entry | None:
         """The entry to store for ``value``; ``None`` (and a warning) if it cannot be encoded."""
         try:
             data = codec.encode(value, req.value_type)
