@@ -1,7 +1,7 @@
 """agentcache: an async cache for LLM-agent pipelines (single-flight, SQLite, exact keys)."""
 
-from ._lookup import Fetched
 from ._options import Mode
+from ._request import Fetched
 from ._version import __version__
 from .cache import AgentCache
 from .errors import (

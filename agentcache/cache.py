@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, overload
 
 from . import codec
 from ._guard import StoreGuard
-from ._lookup import Fetched, Lookup, Request, invoke
+from ._lookup import Lookup
 from ._options import Mode, OnStoreError, parse_mode, parse_on_store_error, parse_ttl, store_from_setting
+from ._request import Fetched, Request, invoke
 from .errors import ConfigurationError
 from .explain import Explanation, explain, fingerprints
 from .keys import KEY_VERSION, Key, _str_digest, validate_namespace
