@@ -107,13 +107,33 @@ class Clock:
         return self.now
 
 
+def guard_over(store: Flaky, clock: Clock) -> StoreGuard:
+    """A fail-open guard as a read_write cache builds it, with a first rest of one second."""
+    return StoreGuard(
+        store, strict=False, reads_only=False, writes=True, retry=1.0, stats=StatsRecorder(), monotonic=clock
+    )
+
+
+async def probe_held(store: Flaky) -> tuple[StoreGuard, asyncio.Future[Any]]:
+    """A guard whose store failed once and came back; the first probe after the rest is held at
+    ``store.gate`` (set it to let the probe go on)."""
+    clock = Clock()
+    guard = guard_over(store, clock)
+    store.broken = True
+    await guard.read(["k"], 0.0, None, Notices())
+    clock.now += 1.0
+    store.broken = False
+    store.gate = asyncio.Event()
+    probe = asyncio.ensure_future(guard.read(["k"], 0.0, None, Notices()))
+    await asyncio.sleep(0)
+    return guard, probe
+
+
 async def test_failed_probes_double_the_rest_up_to_a_bound(tmp_path: Path) -> None:
     store = Flaky(tmp_path / "c.db")
     store.broken = True
     clock = Clock()
-    guard = StoreGuard(
-        store, strict=False, reads_only=False, writes=True, retry=1.0, stats=StatsRecorder(), monotonic=clock
-    )
+    guard = guard_over(store, clock)
     rests = []
     for _ in range(8):
         before = store.attempts
@@ -133,20 +153,11 @@ async def test_failed_probes_double_the_rest_up_to_a_bound(tmp_path: Path) -> No
 
 async def test_while_one_call_probes_the_others_go_straight_through(tmp_path: Path) -> None:
     store = Flaky(tmp_path / "c.db")
-    clock = Clock()
-    guard = StoreGuard(
-        store, strict=False, reads_only=False, writes=True, retry=1.0, stats=StatsRecorder(), monotonic=clock
-    )
-    store.broken = True
-    await guard.read(["k"], 0.0, None, Notices())
-    clock.now += 1.0
-    store.broken = False
-    store.gate = asyncio.Event()
-    probe = asyncio.ensure_future(guard.read(["k"], 0.0, None, Notices()))
-    await asyncio.sleep(0)
+    guard, probe = await probe_held(store)
     others = await asyncio.gather(*(guard.read(["k"], 0.0, None, Notices()) for _ in range(10)))
     assert others == [None] * 10
     assert store.attempts == 2
+    assert store.gate is not None
     store.gate.set()
     assert await probe == [None]
     assert guard.healthy
@@ -155,20 +166,11 @@ async def test_while_one_call_probes_the_others_go_straight_through(tmp_path: Pa
 
 async def test_a_cancelled_probe_lets_the_next_caller_probe(tmp_path: Path) -> None:
     store = Flaky(tmp_path / "c.db")
-    clock = Clock()
-    guard = StoreGuard(
-        store, strict=False, reads_only=False, writes=True, retry=1.0, stats=StatsRecorder(), monotonic=clock
-    )
-    store.broken = True
-    await guard.read(["k"], 0.0, None, Notices())
-    clock.now += 1.0
-    store.broken = False
-    store.gate = asyncio.Event()
-    probe = asyncio.ensure_future(guard.read(["k"], 0.0, None, Notices()))
-    await asyncio.sleep(0)
+    guard, probe = await probe_held(store)
     probe.cancel()
     with pytest.raises(asyncio.CancelledError):
         await probe
+    assert store.gate is not None
     store.gate.set()
     assert await guard.read(["k"], 0.0, None, Notices()) == [None], "the next caller probes"
     await guard.aclose()

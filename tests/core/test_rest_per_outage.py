@@ -5,18 +5,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from agentcache._guard import StoreGuard
 from agentcache._notices import Notices
-from agentcache.stats import StatsRecorder
-from tests.core.test_outage import Clock, Flaky
+from tests.core.test_outage import Clock, Flaky, guard_over, probe_held
 
 
 async def test_ten_concurrent_failures_rest_the_store_once(tmp_path: Path) -> None:
     store = Flaky(tmp_path / "c.db")
     clock = Clock()
-    guard = StoreGuard(
-        store, strict=False, reads_only=False, writes=True, retry=1.0, stats=StatsRecorder(), monotonic=clock
-    )
+    guard = guard_over(store, clock)
     assert await guard.read(["k"], 0.0, None, Notices()) == [None]  # open and healthy
     store.broken = True
     store.gate = asyncio.Event()
@@ -31,19 +27,10 @@ async def test_ten_concurrent_failures_rest_the_store_once(tmp_path: Path) -> No
 
 async def test_a_cancelled_read_probe_leaves_writes_able_to_probe(tmp_path: Path) -> None:
     store = Flaky(tmp_path / "c.db")
-    clock = Clock()
-    guard = StoreGuard(
-        store, strict=False, reads_only=False, writes=True, retry=1.0, stats=StatsRecorder(), monotonic=clock
-    )
-    store.broken = True
-    await guard.read(["k"], 0.0, None, Notices())  # rests reads and writes
-    clock.now += 1.0
-    store.broken = False
-    store.gate = asyncio.Event()
-    probe = asyncio.ensure_future(guard.read(["k"], 0.0, None, Notices()))
-    await asyncio.sleep(0)
+    guard, probe = await probe_held(store)  # the read failure rested reads and writes
     probe.cancel()
     await asyncio.gather(probe, return_exceptions=True)
     assert guard._write_rest_until != float("inf")
+    assert store.gate is not None
     store.gate.set()
     await guard.aclose()
