@@ -6,8 +6,11 @@ lookups cost a couple of round trips instead of 1,000. Touched only from the eve
 so no lock is needed.
 
 One exception policy: the exception of a batch reaches every submitter of that batch, unchanged,
-and the next batch still runs; a ``BaseException`` that is not an ``Exception`` (cancellation of
-the drain, ``KeyboardInterrupt``) also propagates out of the drain after failing the batch.
+and the next batch still runs, unless ``shares_outage(exc)`` says the failure is an outage that the
+queued items would only meet again (a write lock held elsewhere, a server that is down): then they
+fail at once with it instead of each waiting out its own timeout. A ``BaseException`` that is not
+an ``Exception`` (cancellation of the drain, ``KeyboardInterrupt``) also propagates out of the
+drain after failing the batch.
 
 A submitter cancelled while its item is in a batch does not undo the item (it may already be on its
 way to the server); ``on_abandoned(item, result)`` hears of each such result when its batch lands,
@@ -45,7 +48,16 @@ class MicroBatcher(Generic[ItemT, ResultT]):
     rest wait for the next); by default every item waiting shares one run.
     """
 
-    __slots__ = ("_drain", "_loop", "_max", "_on_abandoned", "_on_new_loop", "_pending", "_run")
+    __slots__ = (
+        "_drain",
+        "_loop",
+        "_max",
+        "_on_abandoned",
+        "_on_new_loop",
+        "_pending",
+        "_run",
+        "_shares_outage",
+    )
 
     def __init__(
         self,
@@ -54,11 +66,13 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         max_batch: int = _UNBOUNDED,
         on_new_loop: Callable[[], None] | None = None,
         on_abandoned: Callable[[ItemT, ResultT], None] | None = None,
+        shares_outage: Callable[[Exception], bool] | None = None,
     ) -> None:
         self._run = run
         self._max = max_batch
         self._on_new_loop = on_new_loop
         self._on_abandoned = on_abandoned
+        self._shares_outage = shares_outage
         # Who touches these: only the event loop's thread, between awaits.
         self._pending: list[tuple[ItemT, asyncio.Future[ResultT]]] = []
         self._drain: asyncio.Task[None] | None = None
@@ -124,6 +138,12 @@ class MicroBatcher(Generic[ItemT, ResultT]):
                     # live loop) here would strand it, since this coroutine can no longer await.
                     raise
                 except BaseException as exc:
+                    if (
+                        isinstance(exc, Exception)
+                        and self._shares_outage is not None
+                        and self._shares_outage(exc)
+                    ):
+                        batch, self._pending = batch + self._pending, []  # queued meanwhile: the same outage
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)

@@ -21,7 +21,11 @@ Release = tuple[str, str]  # key, token
 
 @final
 class LeaseBatches:
-    """``claims`` and ``releases`` batchers over a store's own batch functions."""
+    """``claims`` and ``releases`` batchers over a store's own batch functions.
+
+    ``shares_outage``: the store's test for a failure that what is queued would only meet again
+    (``MicroBatcher``): a claim behind one that waited out a lock fails with it, at once.
+    """
 
     __slots__ = ("claims", "releases")
 
@@ -29,9 +33,13 @@ class LeaseBatches:
         self,
         claim_batch: Callable[[list[Claim]], Awaitable[Sequence[bool]]],
         release_batch: Callable[[list[Release]], Awaitable[Sequence[None]]],
+        *,
+        shares_outage: Callable[[Exception], bool] | None = None,
     ) -> None:
-        self.claims: MicroBatcher[Claim, bool] = MicroBatcher(claim_batch, on_abandoned=self._give_back)
-        self.releases: MicroBatcher[Release, None] = MicroBatcher(release_batch)
+        self.claims: MicroBatcher[Claim, bool] = MicroBatcher(
+            claim_batch, on_abandoned=self._give_back, shares_outage=shares_outage
+        )
+        self.releases: MicroBatcher[Release, None] = MicroBatcher(release_batch, shares_outage=shares_outage)
 
     def _give_back(self, claim: Claim, won: bool) -> None:
         if won:

@@ -66,3 +66,38 @@ async def test_a_run_that_miscounts_its_results_fails_its_batch_instead_of_stran
     batcher: MicroBatcher[int, int] = MicroBatcher(short)
     results = await asyncio.gather(*(batcher.submit(i) for i in range(3)), return_exceptions=True)
     assert all(isinstance(r, RuntimeError) for r in results)
+
+
+async def test_items_queued_behind_an_outage_fail_with_it_without_a_run_of_their_own() -> None:
+    runs: list[list[int]] = []
+    gate = asyncio.Event()
+
+    async def locked(items: list[int]) -> list[int]:
+        runs.append(items)
+        await gate.wait()  # the first batch waits out another process's lock...
+        raise TimeoutError("database is locked")
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(locked, shares_outage=lambda exc: "locked" in str(exc))
+    first = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.sleep(0)
+    queued = [asyncio.ensure_future(batcher.submit(i)) for i in (2, 3)]  # ...while these queue behind it
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(first, *queued, return_exceptions=True)
+    assert all(isinstance(r, TimeoutError) for r in results)
+    assert runs == [[1]], "the queued items would only have waited out the same lock"
+
+
+async def test_other_failures_do_not_fail_what_is_queued() -> None:
+    async def flaky(items: list[int]) -> list[int]:
+        if items == [1]:
+            raise ValueError("this batch only")
+        return items
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(flaky, shares_outage=lambda exc: "locked" in str(exc))
+    first = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(batcher.submit(2))
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    assert isinstance(results[0], ValueError)
+    assert results[1] == 2

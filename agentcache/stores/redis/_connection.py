@@ -39,7 +39,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ...errors import BackendError, BackendUnavailableError
 from .. import redact_url
 
-__all__ = ["RedisConnection"]
+__all__ = ["RedisConnection", "unreachable"]
 
 
 @final
@@ -136,3 +136,8 @@ class RedisConnection:
         if client is not None:
             with suppress(RedisError, OSError):
                 await client.aclose()
+
+
+def unreachable(exc: Exception) -> bool:
+    """A failure that means the server cannot be reached (what is queued behind it would meet it too)."""
+    return isinstance(exc, BackendUnavailableError)

@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from .._lease_batches import LeaseBatches
 from ..capabilities import Lease
+from ._connection import unreachable
 
 if TYPE_CHECKING:
     from redis.asyncio.client import Pipeline, PubSub
@@ -67,7 +68,7 @@ class RedisLeases:
         self._prefix = prefix
         self.channel = f"{prefix}released"
         """The pub/sub channel on which releases are announced."""
-        self._batches = LeaseBatches(self._claim_batch, self._release_batch)
+        self._batches = LeaseBatches(self._claim_batch, self._release_batch, shares_outage=unreachable)
         # Who touches these: only the event loop's thread; both belong to the running loop.
         # This process's waiters: key -> events to set when the key's lease is released.
         self._waiters: dict[str, set[asyncio.Event]] = {}

@@ -39,7 +39,7 @@ from .. import query_options
 from .._batch import MicroBatcher
 from ..base import Entry
 from ..capabilities import Lease, release_keys
-from ._connection import RedisConnection
+from ._connection import RedisConnection, unreachable
 from ._envelope import pack, unpack
 from ._leases import RedisLeases
 
@@ -100,8 +100,12 @@ class RedisStore:
         self.prefix = prefix
         self._glob_prefix = _glob_escaped(prefix)
         self._leases = RedisLeases(self._connection, prefix)
-        self._reads: MicroBatcher[Sequence[str], dict[str, Entry]] = MicroBatcher(self._read_batch)
-        self._writes: MicroBatcher[_Write, None] = MicroBatcher(self._write_batch)
+        # A server that cannot be reached is the same outage for what is queued behind the batch
+        # that found out: those fail with it at once rather than each waiting out a timeout.
+        self._reads: MicroBatcher[Sequence[str], dict[str, Entry]] = MicroBatcher(
+            self._read_batch, shares_outage=unreachable
+        )
+        self._writes: MicroBatcher[_Write, None] = MicroBatcher(self._write_batch, shares_outage=unreachable)
         # Who touches these: only the event loop's thread.
         self._opened = False
         self._hits: dict[str, tuple[int, float]] = {}  # waiting to be flushed: key -> (count, last hit)

@@ -27,6 +27,7 @@ from typing import Any, final
 
 import aiosqlite
 
+from ...errors import BackendError
 from .._batch import MicroBatcher
 from ._connection import SQLiteFile, settle, translated
 from ._schema import CLAIMS_TABLE, NOTE_HITS, RELEASE, UPSERT
@@ -74,7 +75,11 @@ class GroupCommit:
 
     def __init__(self, file: SQLiteFile) -> None:
         self._file = file
-        self._writes: MicroBatcher[Upsert | Outside | WriteJob, Any] = MicroBatcher(self._commit)
+        # A write that waited out the busy timeout on another process's lock: the writes queued
+        # behind it would each wait it out again, so they fail with it (the cache rests the store).
+        self._writes: MicroBatcher[Upsert | Outside | WriteJob, Any] = MicroBatcher(
+            self._commit, shares_outage=is_lock_timeout
+        )
         # Who touches these: only the event loop's thread, between awaits.
         self._hits: dict[str, list[float]] = {}  # key -> [count, last hit]
         self._hit_timer: asyncio.TimerHandle | None = None
@@ -214,3 +219,8 @@ class GroupCommit:
             raise
         self._claims_ready = self._claims_ready or self._claims_created
         return results
+
+
+def is_lock_timeout(exc: Exception) -> bool:
+    """A write that failed because another connection held the lock past the busy timeout."""
+    return isinstance(exc, BackendError) and ("locked" in str(exc) or "busy" in str(exc))

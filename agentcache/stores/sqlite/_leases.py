@@ -26,7 +26,7 @@ import aiosqlite
 
 from ...errors import BackendError
 from .._lease_batches import LeaseBatches
-from ._commit import GroupCommit
+from ._commit import GroupCommit, is_lock_timeout
 from ._reader import BatchedReader
 from ._schema import CLAIM, CLAIM_EXPIRY, CLAIM_OWNERS, RELEASE, RENEW, chunks
 
@@ -42,7 +42,7 @@ class SQLiteLeases:
     def __init__(self, commit: GroupCommit, reader: BatchedReader) -> None:
         self._commit = commit
         self._reader = reader
-        self._batches = LeaseBatches(self._claim_batch, self._release_batch)
+        self._batches = LeaseBatches(self._claim_batch, self._release_batch, shares_outage=is_lock_timeout)
         # Who touches these: only the event loop's thread.
         self._refused: set[str] = set()  # keys whose last claim lost: the next one reads first
         self._waiters: dict[str, set[asyncio.Event]] = {}
