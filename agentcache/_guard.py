@@ -217,10 +217,6 @@ class StoreGuard:
             return None
         return self._leases
 
-    def note_hit(self, key: str, now: float) -> None:
-        """Hit bookkeeping (the store batches it; it never fails the hit)."""
-        self.store.note_hit(key, now)
-
     # -- the outage policy ---------------------------------------------------------------------
 
     def failed(self, exc: BackendError, label: str | None, notices: Notices, *, writing: bool) -> None:

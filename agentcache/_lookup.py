@@ -39,7 +39,7 @@ from .leasing import LeasePolicy, run_leased
 from .stats import StatsRecorder
 from .stores import Entry, Store
 from .stores.capabilities import Lease
-from .stores.memory import MemoryStore
+from .stores.memory import Memo, MemoryStore
 
 __all__ = ["Lookup"]
 
@@ -107,6 +107,7 @@ class _LeasedMiss:
 
 _REPLAY, _READ_WRITE = Mode.REPLAY, Mode.READ_WRITE  # an enum member lookup costs a call each time
 _CORRUPT: Final = object()
+_UNUSABLE: Final = object()  # an L1 slot the full lookup path must look at
 _MISMATCH: Final = object()
 _NO_META: Mapping[str, Any] = {}
 
@@ -128,6 +129,7 @@ class Lookup:
         "_stats",
         "_store_key_material",
         "_writes",
+        "note_hit",
     )
 
     def __init__(
@@ -154,6 +156,13 @@ class Lookup:
         self._clock = clock
         self._store_key_material = store_key_material
         self._flight: SingleFlight[_Answer] = SingleFlight()
+        # The store's hit bookkeeping (memory:// is its own store). It is a write too: modes that
+        # never write (replay, read_only) keep none. The facade's fast path calls it as well.
+        self.note_hit: Callable[[str, float], None] = _no_bookkeeping
+        if guard is not None and mode.writes:
+            self.note_hit = guard.store.note_hit
+        elif guard is None and l1 is not None:
+            self.note_hit = l1.note_hit
         # Bumped by every direct write (set, delete, clear): a store read that began before one
         # must not put what it read into L1 afterwards (a deleted entry would come back).
         self._epoch = 0
@@ -188,45 +197,59 @@ class Lookup:
     async def peek(self, req: Request) -> Fetched[Any] | None:
         """The stored answer without calling or counting (``get``), or ``None``."""
         skey = req.key.stored
-        l1 = self._l1
-        slot = l1.lookup(skey, self._clock()) if l1 is not None else None
+        slot = self._l1.lookup(skey, self._clock()) if self._l1 is not None else None
         if slot is not None:
-            assert l1 is not None
-            entry, memo = slot
-            if memo is not None and _same_type(memo[0], req.value_type):
-                return Fetched(memo[1], "l1", skey, entry)
-            try:
-                return Fetched(codec.decode(entry.value, req.value_type), "l1", skey, entry)
-            except codec.CorruptValue:
-                l1.discard(skey)
-            except codec.WrongValueType:
-                pass  # the store's read says so
+            value = self._l1_value(skey, slot, req.value_type)
+            if value is not _UNUSABLE:
+                return Fetched(value, "l1", skey, slot[0])
         found = None if self._guard is None else await self._read(req)
         return None if found is None else found.fetched
 
     # -- L1 ------------------------------------------------------------------------------------
 
-    def from_l1(self, skey: str, value_type: Any, label: str | None, now: float) -> Fetched[Any] | None:
-        """An L1 hit (decoded for this caller), or ``None`` to take the full path."""
-        l1 = self._l1
-        slot = l1.lookup(skey, now) if l1 is not None else None
+    def from_l1(
+        self,
+        skey: str,
+        value_type: Any,
+        label: str | None,
+        now: float,
+        slot: tuple[Entry, Memo | None] | None = None,
+    ) -> Fetched[Any] | None:
+        """An L1 hit (decoded for this caller), or ``None`` to take the full path.
+
+        ``slot``: what the caller already looked up in L1 (the facade's fast path), so that a hit
+        of a mutable answer costs one lookup, not two.
+        """
         if slot is None:
-            return None
-        entry, memo = slot
-        if memo is not None and _same_type(memo[0], value_type):
-            value = memo[1]
-        else:
-            try:
-                value = codec.decode(entry.value, value_type)
-            except codec.CorruptValue:
-                assert l1 is not None
-                l1.discard(skey)  # the full path reads the store, and warns and deletes if needed
+            slot = self._l1.lookup(skey, now) if self._l1 is not None else None
+            if slot is None:
                 return None
-            except codec.WrongValueType:
-                return None  # the full path says so, once
+        value = self._l1_value(skey, slot, value_type)
+        if value is _UNUSABLE:
+            return None
+        entry = slot[0]
+        if slot[1] is None or slot[1][1] is not value:
             self.remember(skey, entry, value, value_type)
         self.count_hit(skey, entry, label, now)
         return Fetched(value, "l1", skey, entry)
+
+    def _l1_value(self, skey: str, slot: tuple[Entry, Memo | None], value_type: Any) -> object:
+        """The value of an L1 slot for ``value_type``; ``_UNUSABLE`` if the full path must decide.
+
+        Damaged bytes leave L1 (the full path reads the store, warns, and deletes); an entry of
+        another ``value_type`` stays (the full path says so, once).
+        """
+        entry, memo = slot
+        if memo is not None and _same_type(memo[0], value_type):
+            return memo[1]
+        try:
+            return codec.decode(entry.value, value_type)
+        except codec.CorruptValue:
+            if self._l1 is not None:
+                self._l1.discard(skey)
+            return _UNUSABLE
+        except codec.WrongValueType:
+            return _UNUSABLE
 
     def remember(
         self, skey: str, entry: Entry, value: object, value_type: object, *, decoded: bool = True
@@ -250,11 +273,7 @@ class Lookup:
     def count_hit(self, skey: str, entry: Entry, label: str | None, now: float) -> None:
         """Count a hit in stats and in the store's bookkeeping."""
         self._stats.hit(entry.call_seconds, entry.meta, label)
-        if self._guard is not None:
-            if self._writes:  # hit bookkeeping is a write too: replay and read_only keep none
-                self._guard.note_hit(skey, now)
-        elif self._l1 is not None:
-            self._l1.note_hit(skey, now)
+        self.note_hit(skey, now)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -424,3 +443,7 @@ class Lookup:
         if entry is not None:
             self.count_hit(skey, entry, req.label, self._clock())
         return Fetched(value, "store", skey, entry)
+
+
+def _no_bookkeeping(_key: str, _now: float) -> None:
+    """``note_hit`` of a cache whose mode never writes."""

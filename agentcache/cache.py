@@ -104,8 +104,6 @@ class AgentCache:
                 retry=float(store_retry),
                 stats=self._stats,
             )
-        # Hit bookkeeping is a write too: modes that never write (replay, read_only) keep none.
-        self._note_hit = store.note_hit if self._mode.writes or self._guard is None else _no_bookkeeping
         self._lookup = Lookup(
             mode=self._mode,
             guard=self._guard,
@@ -115,6 +113,7 @@ class AgentCache:
             clock=clock,
             store_key_material=store_key_material,
         )
+        self._note_hit = self._lookup.note_hit  # bound once: the fast path runs it on every hit
         self._store_key_material = store_key_material
 
     def __del__(self) -> None:
@@ -225,7 +224,7 @@ class AgentCache:
                         self._stats.hit(entry.call_seconds, entry.meta, label)
                         self._note_hit(skey, now)
                         return memo[1]  # type: ignore[no-any-return]
-                    found = self._lookup.from_l1(skey, value_type, label, now)
+                    found = self._lookup.from_l1(skey, value_type, label, now, slot)
                     if found is not None:
                         return found.value  # type: ignore[no-any-return]
             # L1 is checked: straight to the store and the flight.
@@ -454,7 +453,3 @@ class AgentCache:
 
 async def _never_called(_key: object) -> NoReturn:  # pragma: no cover - get/set make no calls
     raise AssertionError("get() and set() never call upstream")
-
-
-def _no_bookkeeping(_key: str, _now: float) -> None:
-    """``note_hit`` of a cache whose mode never writes."""

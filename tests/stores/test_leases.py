@@ -231,14 +231,16 @@ async def test_a_failed_call_hands_the_lease_to_exactly_one_waiter(opener: Opene
 
 
 class ClaimSpy:
-    """Wraps a store's leases to tell the test when a claim was refused (the caller now waits)."""
+    """Wraps a store's leases to tell the test when a claim was sent, and when one was refused."""
 
     def __init__(self, store: Store) -> None:
         self.inner = leases(store)
         self.refused = asyncio.Event()
+        self.sent = asyncio.Event()
         store.leases = lambda: self  # type: ignore[attr-defined]
 
     async def claim(self, key: str, token: str, ttl: float) -> bool:
+        self.sent.set()
         won = await self.inner.claim(key, token, ttl)
         if not won:
             self.refused.set()
