@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EXTRAS := dev
 
-.PHONY: demo test lint types unit test-slow bench bench-peers bench-scale clean
+.PHONY: demo test lint types unit test-slow bench bench-peers bench-scale docs plots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,5 +44,18 @@ bench-scale: $(VENV)/.installed
 	$(PY) -m pip install -q -e ".[dev,peers]"
 	$(PY) -m benchmarks.scale $(SCALE_ARGS)
 
+# The documentation site (mkdocs-material), built strict: a broken link, anchor or reference fails.
+docs: $(VENV)/.docs-installed
+	$(PY) -m mkdocs build --strict
+
+# The charts of the docs, redrawn from a fresh demo run and the last `make bench` results.
+plots: $(VENV)/.docs-installed
+	$(PY) examples/eval_suite.py --json docs/assets/demo.json
+	$(PY) tools/plots.py
+
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[$(EXTRAS),docs]"
+	touch $@
+
 clean:
-	rm -rf $(VENV) .agentcache .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .agentcache .mypy_cache .ruff_cache .pytest_cache site

@@ -1,7 +1,8 @@
 """``python -m benchmarks [module ...] [--quick] [--out FILE]``: run the benchmarks, print one table.
 
 With no module named, every benchmark module runs and the table is written to
-``benchmarks/results/core.md`` as well (``make bench``). Naming modules runs only those and prints
+``benchmarks/results/core.md`` as well (``make bench``), its rows to ``core.json`` beside it (for
+``make plots``). Naming modules runs only those and prints
 their table without writing it, unless ``--out`` says where. ``--quick`` shrinks every size
 (``AGENTCACHE_BENCH_QUICK=1``): it checks the harness, its figures mean nothing.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import warnings
@@ -43,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(table, encoding="utf-8")
-        log(f"written to {out}")
+        rows = [{"module": o.module, **row} for o in outcomes for row in o.rows]
+        out.with_suffix(".json").write_text(
+            json.dumps({"machine": machine(), "rows": rows}, indent=2, default=str) + "\n"
+        )
+        log(f"written to {out} and {out.with_suffix('.json')}")
     return 1 if any(o.failed for o in outcomes) else 0
 
 

@@ -18,6 +18,7 @@ import json
 import random
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from demo_report import render, run_in_fresh_process
@@ -136,6 +137,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50, help="cases in flight at once")
     parser.add_argument("--quick", action="store_true", help="40 cases, 20 ms latency")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help="also write both runs' figures here (make plots)")
     args = parser.parse_args()
     if args.quick:
         args.cases, args.latency = 40, 0.02
@@ -148,6 +150,10 @@ def main() -> None:
     cold = run_in_fresh_process(__file__, args)
     warm = run_in_fresh_process(__file__, args)
     print(table([("run 1 (cold)", cold), ("run 2 (new process)", warm)]))
+    if args.json is not None:
+        runs = [{"run": "run 1 (cold)", **cold}, {"run": "run 2 (new process)", **warm}]
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"runs": runs}, indent=2) + "\n", encoding="utf-8")
     same = cold["answers_digest"] == warm["answers_digest"]
     print(f"\nrun 2 answers identical to run 1: {'yes' if same else 'NO'}; "
           f"speed-up {cold['wall_seconds'] / warm['wall_seconds']:.0f}x")  # fmt: skip

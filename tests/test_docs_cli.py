@@ -1,4 +1,4 @@
-"""The README's command-line section: its commands run, and its sample output is real output."""
+"""The command-line page: its commands run, and its sample output is real output."""
 
 from __future__ import annotations
 
@@ -12,16 +12,13 @@ import pytest
 
 from agentcache import AgentCache, CacheMissError
 from agentcache.cli import main
+from tests.docs_blocks import ROOT, blocks
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-SECTION = "<!-- section: cli (issue 5) -->"
+COMMANDS_PAGE = ROOT / "docs" / "explain.md"
 
 
 def section_blocks(lang: str) -> list[str]:
-    text = README.read_text()
-    start = text.index(SECTION)
-    end = text.index("<!-- section:", start + len(SECTION))
-    return re.findall(rf"^```{lang}\n(.*?)^```$", text[start:end], re.DOTALL | re.MULTILINE)
+    return [block.code for block in blocks(lang, page=COMMANDS_PAGE)]
 
 
 def request(temperature: float, question: str = "What is the capital of France?") -> dict[str, object]:
