@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EXTRAS := dev
 
-.PHONY: demo test lint types unit test-slow bench bench-peers bench-scale docs plots clean
+.PHONY: demo test lint types unit test-slow test-pydantic-ai-range bench bench-peers bench-scale docs plots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,31 @@ test: lint types unit
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -m slow --run-slow
 
+# Both ends of the supported pydantic-ai range, each in a venv of its own. pydantic-evals pins the
+# pydantic-ai it was released with, so it is installed where it resolves (PAI_EVALS) and its tests
+# must run there (AGENTCACHE_REQUIRE_EVALS=1). Each end replays a suite the other end recorded.
+PAI_OLDEST := 2.62
+PAI_NEWEST := 2.68
+PAI_EVALS := $(PAI_OLDEST)
+PAI_VENV = .venv-pai-$(1)
+PAI_TESTS := tests/pydantic_ai
+
+.venv-pai-%/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-pai-$*
+	.venv-pai-$*/bin/python -m pip install -q --upgrade pip
+	.venv-pai-$*/bin/python -m pip install -q -e ".[dev$(if $(filter $*,$(PAI_EVALS)),$(comma)evals)]" \
+		"pydantic-ai-slim[openai,anthropic]==$*.*"
+	.venv-pai-$*/bin/python -m pip check
+	touch $@
+
+comma := ,
+
+test-pydantic-ai-range: $(call PAI_VENV,$(PAI_OLDEST))/.installed $(call PAI_VENV,$(PAI_NEWEST))/.installed
+	AGENTCACHE_REQUIRE_EVALS=1 AGENTCACHE_RECORD_PYTHON=$(CURDIR)/$(call PAI_VENV,$(PAI_NEWEST))/bin/python \
+		$(call PAI_VENV,$(PAI_OLDEST))/bin/python -m pytest -q $(PAI_TESTS)
+	AGENTCACHE_RECORD_PYTHON=$(CURDIR)/$(call PAI_VENV,$(PAI_OLDEST))/bin/python \
+		$(call PAI_VENV,$(PAI_NEWEST))/bin/python -m pytest -q $(PAI_TESTS)
+
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks
 
@@ -58,4 +83,4 @@ $(VENV)/.docs-installed: $(VENV)/.installed
 	touch $@
 
 clean:
-	rm -rf $(VENV) .agentcache .mypy_cache .ruff_cache .pytest_cache site
+	rm -rf $(VENV) .venv-pai-* .agentcache .mypy_cache .ruff_cache .pytest_cache site

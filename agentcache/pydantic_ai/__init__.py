@@ -17,6 +17,11 @@ routes build identical keys). This is the only package of agentcache that import
 - Streams: the caller that makes the upstream call streams it live; other callers of the same key
   in this process (same cache, ``samples=1``) follow the same live stream from its first event;
   hits are replayed as a stream of text deltas, optionally paced (``pace`` seconds between deltas).
+- pydantic-evals (``_evals``): ``Dataset.evaluate(task, repeat=N)`` with a cached agent (or an
+  ``LLMJudge`` with a ``CachedModel``) keeps one answer per repeat: repeat k of a case is served
+  the k-th recorded answer on every re-run, whatever the concurrency; repeat 0 uses the plain key.
+  Each run of a case reports the metrics ``agentcache.hits``, ``agentcache.misses`` and
+  ``agentcache.coalesced``; hits add no tokens and no cost to the report.
 """
 
 from __future__ import annotations
@@ -28,9 +33,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         'agentcache.pydantic_ai needs pydantic-ai: pip install "agentcache[pydantic-ai]"'
     ) from exc
 
+from . import _evals
 from ._capability import CacheCapability
 from ._keys import KEY_SCHEMA, TRANSPORT_SETTINGS, request_key
 from ._model import CachedModel
+
+_evals.install()  # only if pydantic-evals is installed: repeats of an eval case get their own keys
 
 __all__ = [
     "KEY_SCHEMA",

@@ -17,6 +17,10 @@ A field missing from the tables is kept: an unknown field may cost a miss, never
   order of first appearance. Renaming keeps what the ids say (which return answers which call,
   which items are the same item) and drops only their spelling; reasoning models do send item ids
   back, so they are renamed, not dropped.
+- One request, one key on every supported pydantic-ai (``OLDEST_PYDANTIC_AI`` up to the newest
+  2.x): a field added after the oldest version is filled in, in an older version's dump, with the
+  value newer versions dump when the request does not use it (``ADDED_FIELDS``), so what is sent
+  alike is keyed alike.
 - Left out: per-run stamps (timestamps, run and conversation ids), bookkeeping stamped after the
   response (usage, ``model_id``, ``finish_reason``...), application ``metadata`` (never sent),
   transport settings (``TRANSPORT_SETTINGS``) and provider prompt-caching hints (settings, the
@@ -29,6 +33,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -42,8 +47,12 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_core import to_jsonable_python
 
 __all__ = [
+    "ADDED_FIELDS",
+    "ADDED_KINDS",
+    "ADDED_SETTINGS",
     "KEY_SCHEMA",
     "MESSAGE_RULES",
+    "OLDEST_PYDANTIC_AI",
     "PARAMETER_RULES",
     "PART_RULES",
     "PROMPT_CACHE_SETTINGS",
@@ -259,6 +268,51 @@ TOOL_RULES: Final = _rules(
 )
 """``ToolDefinition`` (function and output tools)."""
 
+# -- fields newer than the oldest supported pydantic-ai --------------------------------------
+
+OLDEST_PYDANTIC_AI: Final = "2.62"
+"""The oldest pydantic-ai these rules are tested with (``make test-pydantic-ai-range``)."""
+
+ADDED_FIELDS: Final[Mapping[str, Mapping[str, Any]]] = {
+    "response": {"canonical_system": None, "model_id": None},
+    "system-prompt": {"context_id": None},
+    "speech": {"timestamps": None},
+    "ModelRequestParameters": {"_framing_announcement": None},
+}
+"""Fields added after ``OLDEST_PYDANTIC_AI``, per message kind, part kind or class name, with the
+JSON value a version that has the field dumps when the request does not use it (its default).
+
+An older pydantic-ai cannot use such a field, so its dump lacks it: the key fills it in (unless the
+rules leave it out), and one request gets the same key on every supported version. A field added
+with another default, or one whose absence means something else than its default, needs a rule
+of its own, not an entry here.
+"""
+
+ADDED_KINDS: Final = frozenset({"capability-load-delta"})
+"""Part kinds added after ``OLDEST_PYDANTIC_AI``: an older version's history never holds them."""
+
+ADDED_SETTINGS: Final = frozenset(
+    {
+        "first_event_timeout",
+        "framing_announcement",
+        "anthropic_web_tools_allowed_callers",
+        "openai_include_unmapped_response_data",
+        "openai_transport",
+    }
+)
+"""Settings added after ``OLDEST_PYDANTIC_AI``. Nothing to fill in: a setting nobody set is absent
+from the settings on every version."""
+
+
+def _fills(kind: str, rules: FieldRules) -> dict[str, Any]:
+    return {k: v for k, v in ADDED_FIELDS.get(kind, {}).items() if k not in rules.left_out}
+
+
+_MESSAGE_FILLS = {kind: _fills(kind, rules) for kind, rules in MESSAGE_RULES.items()}
+_PART_FILLS = {kind: _fills(kind, rules) for kind, rules in PART_RULES.items()}
+_PARAMETER_FILLS = _fills("ModelRequestParameters", PARAMETER_RULES)
+_TOOL_FILLS = _fills("ToolDefinition", TOOL_RULES)
+
 _PARAMETER_SETS = ("revealed_tool_names", "introduced_tool_names", "deferred_capability_ids")
 _TOOLS_EXCLUDE = {"__all__": set(TOOL_RULES.left_out)}
 # Excluded while serialising (not after): ToolDefinition.metadata may hold what cannot be serialised.
@@ -354,6 +408,7 @@ def _messages_material(messages: list[ModelMessage]) -> list[dict[str, Any]]:
     for message in ModelMessagesTypeAdapter.dump_python(messages, mode="json"):
         rules = MESSAGE_RULES.get(message.get("kind", ""), _UNKNOWN_MESSAGE)
         kept = {k: v for k, v in message.items() if k not in rules.left_out}
+        _fill(kept, _MESSAGE_FILLS.get(message.get("kind", "")))
         if isinstance(kept.get("provider_url"), str):
             kept["provider_url"] = endpoint(kept["provider_url"])
         kept["parts"] = [_part_material(part, stand_ins) for part in message["parts"]]
@@ -365,6 +420,7 @@ def _part_material(part: dict[str, Any], stand_ins: dict[str, dict[str, str]]) -
     kind = part.get("part_kind")
     rules = PART_RULES.get(kind, _UNKNOWN_PART) if isinstance(kind, str) else _UNKNOWN_PART
     kept = {k: v for k, v in part.items() if k not in rules.left_out}
+    _fill(kept, _PART_FILLS.get(kind) if isinstance(kind, str) else None)
     for name, prefix in rules.renamed.items():
         value = kept.get(name)
         if isinstance(value, str):
@@ -392,7 +448,20 @@ def _parameters_material(parameters: ModelRequestParameters) -> dict[str, Any]:
     for name in _PARAMETER_SETS:
         if name in dumped:
             dumped[name] = sorted(dumped[name])
+    _fill(dumped, _PARAMETER_FILLS)
+    if _TOOL_FILLS:
+        for tools in ("function_tools", "output_tools"):
+            for tool in dumped.get(tools) or ():
+                _fill(tool, _TOOL_FILLS)
     return dumped
+
+
+def _fill(dumped: dict[str, Any], fills: Mapping[str, Any] | None) -> None:
+    """Add the fields an older pydantic-ai lacks, as a newer one dumps them when unused."""
+    if fills:
+        for name, unused in fills.items():
+            if name not in dumped:
+                dumped[name] = deepcopy(unused)
 
 
 def _jsonable(value: Any) -> Any:

@@ -4,7 +4,8 @@ Each request is keyed by ``request_key`` and looked up with ``cache.fetch``, the
 as ``value_type``: the core stores, decodes and shares answers across concurrent callers. What
 this wrapper adds is pydantic-ai's side: streams (``_stream``), zero usage on hits with the saving
 in ``response.metadata['agentcache']`` (``hit_usage='replay'`` keeps the stored usage), and the
-``agentcache.*`` attributes on pydantic-ai's request span.
+``agentcache.*`` attributes on pydantic-ai's request span, and for a pydantic-evals run the repeat
+index in the key and the hit counts in the report (``_evals``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pydantic_ai.tools import RunContext
 from pydantic_ai.usage import RequestUsage
 
 from .. import AgentCache, ConfigurationError, Fetched
+from ._evals import current_run
 from ._keys import request_key
 from ._stream import LIVE, CachedStream, Tee, retrieve_outcome
 from ._values import NotStored, describe, response_type, storable
@@ -69,7 +71,8 @@ class CachedModel(WrapperModel):
         samples: int = 1,
         pace: float | None = None,
     ) -> None:
-        super().__init__(wrapped)
+        # pydantic-ai 2.62 types this argument as Model | KnownModelName, later versions as Model | str.
+        super().__init__(wrapped)  # type: ignore[arg-type, unused-ignore]
         check_options(cache, hit_usage, samples, pace)
         self.cache = cache
         self.cache_label = label
@@ -85,8 +88,15 @@ class CachedModel(WrapperModel):
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
     ) -> dict[str, Any]:
-        """The key material this model uses for a request (see ``request_key``)."""
-        return request_key(messages, model_settings, model_request_parameters, model=self.wrapped)
+        """The key material this model uses for a request (see ``request_key``).
+
+        A request made for repeat k > 0 of a pydantic-evals case adds ``"repeat": k`` (``_evals``).
+        """
+        material = request_key(messages, model_settings, model_request_parameters, model=self.wrapped)
+        run = current_run()
+        if run is not None and run.repeat:
+            material["repeat"] = run.repeat
+        return material
 
     async def request(
         self,
@@ -179,10 +189,15 @@ class CachedModel(WrapperModel):
     ) -> ModelResponse:
         """This caller's response: its own call's object, or a fresh one of the shared answer."""
         span = trace.get_current_span()
+        run = current_run()
         try:
             fetched = await fetching
         except NotStored as not_stored:
+            if run is not None:
+                run.count("call" if made else "coalesced")
             return made[0] if made else not_stored.copy()
+        if run is not None:
+            run.count(fetched.source)
         if span.is_recording():
             span.set_attribute("agentcache.hit", fetched.source in _HIT_SOURCES)
             span.set_attribute("agentcache.coalesced", fetched.source == "coalesced")
