@@ -81,8 +81,6 @@ def _check_pip(argv: list[str]) -> None:
     extras = _extras()
     dev_extras = [m for r in extras["dev"] for m in re.findall(r"^agentcache\[([\w,-]+)\]", r)]
     tested = {name for group in dev_extras for name in group.split(",")}
-        e for r in extras["dev"] for e in re.findall(r"^agentcache\[([\w,-]+)\]", r) for e in e.split(",")
-    }
     for extra in match.group(1).split(","):
         assert extra in extras, f"pyproject.toml has no extra {extra!r}"
         if extra not in tested:
