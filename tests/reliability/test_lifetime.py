@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -168,6 +169,38 @@ async def test_a_memory_cache_or_a_closed_one_needs_no_closing(db_url: str) -> N
         warnings.simplefilter("error", ResourceWarning)
         del memory, closed, never_opened
         gc.collect()
+
+
+def open_sqlite_connections() -> int:
+    """SQLite connections alive in this process and not closed (aiosqlite's among them)."""
+    gc.collect()
+    alive = 0
+    for obj in gc.get_objects():
+        if isinstance(obj, sqlite3.Connection):
+            try:
+                obj.total_changes  # noqa: B018 - raises on a closed connection
+            except sqlite3.ProgrammingError:
+                continue
+            alive += 1
+    return alive
+
+
+async def test_closing_a_cache_closes_its_store_opened_only_through_cache_store(db_url: str) -> None:
+    """A scan through ``cache.store`` opens the store past the guard: ``aclose`` closes it all the same.
+
+    Left open, its two connections (and their threads) outlive the test, and whichever later test
+    collects them meets their ResourceWarning (Python 3.13 warns for an unclosed connection).
+    """
+    async with AgentCache(db_url) as filled:
+        await filled.set("q", "Q")
+    threads = set(threading.enumerate())
+    before = open_sqlite_connections()
+    cache = AgentCache(db_url)
+    assert [entry.value async for _, entry in cache.store.scan()] != []
+    assert open_sqlite_connections() == before + 2  # the writer and the reader, opened by the scan
+    await cache.aclose()
+    assert open_sqlite_connections() == before
+    assert not new_threads(threads), "a connection thread was left running"
 
 
 def test_a_process_that_never_closes_its_cache_still_exits(tmp_path: Path) -> None:

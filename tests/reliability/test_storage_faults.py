@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -93,24 +92,6 @@ async def test_a_full_database_fails_open_stores_nothing_half_way_and_recovers(t
             assert await cache.get_or_call(key, never) == answer  # served from the file
         assert never.calls == 0
     assert assert_whole_or_absent(db, cache, answers) == stored_while_full + len(later)
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MB tmpfs (needs root and a mount-capable container; skipped otherwise)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True, check=False
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 async def test_a_full_filesystem_fails_open_and_caching_resumes_when_space_returns(

@@ -25,10 +25,18 @@ the store). One setting, ``SQLiteStore(path, busy_timeout=...)`` or ``sqlite:///
 default ``DEFAULT_BUSY_TIMEOUT`` = 2.0 s: long enough to ride out another process's commit, short
 enough that a stuck lock costs one call two seconds, not every call.
 
-The parts, each with one job: ``_store.py`` (the ``Store`` facade), ``_connection.py`` (the file and
-its connections: checks, schema, connecting, following the event loop), ``_commit.py`` (group
-commit), ``_reader.py`` (batched reads), ``_leases.py`` (cross-process leases), ``_schema.py``
-(tables, statements, rows).
+**A file that cannot be written, or stops being the cache's.** A cache file that cannot be opened
+for writing (a read-only mount, a full disk) is opened read-only: stored answers are served, new ones
+are not stored (the first write says so). A file deleted, renamed or replaced while open is noticed
+at the next commit, which is then reported failed (never "stored"); the path is opened afresh. A
+file overwritten in place or damaged is never read or written again by the process.
+
+The parts, each with one job: ``_store.py`` (the ``Store`` facade), ``_connection.py`` (the file's
+connections for the running loop: opening, following the loop, what happens when the file stops
+being ours), ``_connect.py`` (making the connections: schema, read-only fallback, errors),
+``_watch.py`` (the file as a file: created private, refused unless SQLite, watched while open),
+``_commit.py`` (group commit), ``_reader.py`` (batched reads), ``_leases.py`` (cross-process
+leases), ``_schema.py`` (tables, statements, rows).
 """
 
 from __future__ import annotations

@@ -1,27 +1,35 @@
-"""SQLiteFile: one cache file and the two connections (writer, reader) serving the running event loop.
+"""SQLiteFile: one cache file and the connections (writer, reader) serving the running event loop.
 
-Everything that concerns the file rather than its rows happens here:
+Everything that concerns the file rather than its rows happens here, or in the two modules this
+one drives: ``_watch.py`` (the file as a file: created private, refused unless SQLite, watched
+while open) and ``_connect.py`` (its connections, schema, read-only fallback, error translation).
 
-- **Preparing** (``open(create=True)``): the folder and the file are created private to the user
-  (0700 / 0600) before SQLite creates them (SQLite copies the file's mode to ``-wal``/``-shm``). A
-  file that is not SQLite, or a SQLite database whose tables agentcache did not create, is refused
-  (``NotACacheFileError``) and never written to; a newer schema is refused. Only a new file is
-  written at open: it is switched to WAL and given the schema under ``BEGIN IMMEDIATE``, so that
-  processes creating one file at once do not race (the losers retry for up to the busy timeout).
-- **Opening without creating** (``open(create=False)``, replay mode): no folder, file, schema or
-  journal mode is created, and SQLite is told so too (``mode=rw``). A file that does not exist, is
-  empty or holds no agentcache schema yet is ``StoreMissingError``, naming the absolute path.
-- **Connecting**: aiosqlite connections with the busy timeout and ``synchronous=NORMAL``; the one
-  boundary where sqlite3's errors become ours (``translated``).
+- **Opening** (``open``): the watch first, then the connections. A file that is not an agentcache
+  database is refused (``NotACacheFileError``) and never written to; without ``create`` (replay
+  mode) nothing is created and a missing cache is ``StoreMissingError``. A cache file that cannot
+  be written (a read-only mount, a full disk) is opened read-only: reads are served, and every
+  write first tries the file for writing again (``writable``) before it fails.
+- **A file that stops being this cache's** while open. Every group commit ``verify``\\s the file
+  before it writes and after it commits (an answer is acknowledged only once it is in the file
+  the path names):
+
+  - *deleted, renamed or replaced*: the write-ahead log is emptied into the file it belongs to
+    (ours, wherever it now is: the log keeps the path's name, and whatever file now sits at the
+    path must not read our pages as its own), the connections close, and the next use opens the
+    path afresh: a new cache, or, where another program's file now sits, a failure (fail-open).
+  - *overwritten or damaged* (its header, or ``SQLITE_NOTADB``/``SQLITE_CORRUPT`` from any
+    statement): the file is condemned. Its connections close writer first (see ``_connect``: then
+    neither checkpoints, so not one page is put back into it) and it is never read or written
+    again by this process; a different file at the path later is judged afresh.
+
+  Both raise a ``BackendUnavailableError`` saying so, once per failure: the cache fails open.
 - **Following the event loop**: connections serve the loop that made them. When another loop asks
   (a second ``asyncio.run``), the old ones are abandoned without awaiting anything on the dead loop
   and new ones are made lazily; ``on_new_loop`` tells collaborators holding per-loop state.
 - **Leaving no worker thread behind** that could post a result to a closed loop, which kills it
-  with "Event loop is closed": a task cancelled with a statement in hand (``asyncio.run`` cancels
-  what is left on its way out) waits for it to ``settle``; a connection that fails half-way
-  through connecting is closed at once; the connections of a file collected while still open are
-  stopped without any event loop, not by aiosqlite's finalizer (which binds its stop to whatever
-  loop was set last, often a closed one).
+  with "Event loop is closed": a connection of a dead loop is stopped from a thread of its own; the
+  connections of a file collected while still open are stopped without any event loop, not by
+  aiosqlite's finalizer (which binds its stop to whatever loop was set last, often a closed one).
 """
 
 from __future__ import annotations
@@ -32,61 +40,33 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from pathlib import Path
-from typing import final
+from typing import NoReturn, final
 
 import aiosqlite
 
-from ...errors import (
-    AgentCacheError,
-    BackendError,
-    BackendUnavailableError,
-    ConfigurationError,
-    NotACacheFileError,
-    StoreMissingError,
-)
-from ._schema import RECORD_VERSION, SCHEMA, SCHEMA_VERSION, TABLES, VERSION
+from ...errors import BackendError, BackendUnavailableError, NotACacheFileError
+from ._connect import STALE_JOIN_SECONDS, Connections, DamagedFileError, connect, translated, worker
+from ._watch import FileWatch, Problem
 
-__all__ = ["DEFAULT_BUSY_TIMEOUT", "SQLiteFile", "settle", "translated"]
+__all__ = ["DEFAULT_BUSY_TIMEOUT", "SQLiteFile"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BUSY_TIMEOUT = 2.0
 """Seconds a statement waits for another connection's write lock before failing (``busy_timeout``)."""
-STALE_JOIN_SECONDS = 1.0  # how long a connection of a closed loop may take to finish its job
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-@contextmanager
-def translated(path: Path) -> Iterator[None]:
-    """The one boundary where sqlite3's (and aiosqlite's) errors become agentcache errors."""
-    try:
-        yield
-    except AgentCacheError:
-        raise
-    except sqlite3.OperationalError as exc:
-        text = str(exc).lower()
-        if "unable to open" in text or "readonly" in text or "disk i/o" in text:
-            raise BackendUnavailableError(f"SQLite store {path}: {exc}") from exc
-        raise BackendError(f"SQLite store {path}: {exc}") from exc
-    except (sqlite3.Error, ValueError) as exc:  # ValueError: aiosqlite's "no active connection"
-        raise BackendError(f"SQLite store {path}: {exc}") from exc
+@final
+class _Held:
+    """What a file holds open (connections, writer first, then its watch), shared with its finalizer."""
 
+    __slots__ = ("conns", "watch")
 
-async def settle(conn: aiosqlite.Connection) -> None:
-    """Wait until ``conn``'s worker thread has finished every statement handed to it so far.
-
-    For a task cancelled while a statement is in hand: that statement runs to its end anyway,
-    then posts its result to the loop. When the loop is ending (``asyncio.run`` cancels the tasks
-    left), it could close before that, and the thread would die posting ("Event loop is closed").
-    The thread runs statements in order, each posting before the next, so an empty statement
-    queued now comes back after the one in hand has posted; waiting for it keeps the loop alive.
-    """
-    if _worker(conn).is_alive():
-        with suppress(sqlite3.Error, ValueError):
-            await conn.execute_fetchall("SELECT 1")
+    def __init__(self) -> None:
+        self.conns: list[aiosqlite.Connection] = []
+        self.watch: FileWatch | None = None
 
 
 @final
@@ -95,12 +75,16 @@ class SQLiteFile:
 
     __slots__ = (
         "__weakref__",
+        "_condemned",
         "_creates",
-        "_live",
+        "_held",
+        "_immutable",
         "_lock",
         "_loop",
         "_new_loop_callbacks",
+        "_read_only",
         "_reader",
+        "_replaced_callbacks",
         "_writer",
         "busy_timeout",
         "path",
@@ -110,28 +94,35 @@ class SQLiteFile:
         self.path = path
         self.busy_timeout = busy_timeout
         # Who touches these: only the thread of the event loop the connections serve.
-        self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self._writer: aiosqlite.Connection | None = None  # None while closed, or open read-only
+        self._reader: aiosqlite.Connection | None = None  # None while closed
+        self._read_only: str | None = None  # why the open file could not be opened for writing
+        self._immutable = False  # the reader reads without locks or log (see _connect)
+        # The file found damaged or overwritten (its device and inode) and the error saying so:
+        # never read or written again while the path names it.
+        self._condemned: tuple[tuple[int, int] | None, DamagedFileError] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()  # replaced per loop: an asyncio lock binds to the loop it waits on
         self._creates = True  # how a lazy (re)connection opens: as the last explicit open did
         self._new_loop_callbacks: list[Callable[[], None]] = []
-        # The open connections, shared with the finalizer (which must not refer to self).
-        self._live: list[aiosqlite.Connection] = []
-        weakref.finalize(self, _stop_left_open, self._live, str(path)).atexit = False
+        self._replaced_callbacks: list[Callable[[], None]] = []
+        self._held = _Held()  # shared with the finalizer, which must not refer to self
+        weakref.finalize(self, _stop_left_open, self._held, str(path)).atexit = False
 
     def __repr__(self) -> str:
         return f"SQLiteFile({str(self.path)!r}, {'open' if self.is_open else 'closed'})"
 
     @property
     def is_open(self) -> bool:
-        """True while connections are open (for the loop that opened them)."""
-        return self._writer is not None
+        """True while connections are open (for the loop that opened them), read-only ones included."""
+        return self._reader is not None
 
     @property
     def writer(self) -> aiosqlite.Connection:
-        """The connection that writes (``BackendError`` if the file is not open)."""
+        """The connection that writes (``BackendError`` if the file is closed or open read-only)."""
         if self._writer is None:
+            if self._read_only is not None:
+                raise self._read_only_error()
             raise BackendError(f"SQLite store {self.path} is closed")
         return self._writer
 
@@ -146,44 +137,85 @@ class SQLiteFile:
         """Call ``callback`` whenever the connections of a previous event loop are dropped."""
         self._new_loop_callbacks.append(callback)
 
+    def on_replaced(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the file is found replaced (the next one opened is another file)."""
+        self._replaced_callbacks.append(callback)
+
+    # -- using the file ----------------------------------------------------------------------------
+
     async def ready(self) -> None:
-        """Connect for the running loop unless connected (creating or not, as the last open chose)."""
-        if self._writer is None or self._loop is not asyncio.get_running_loop():
-            await self.open(create=self._creates)
+        """Connect for the running loop unless connected (read-only will do); raise what prevents it."""
+        if (
+            self._reader is None
+            or self._condemned is not None
+            or self._loop is not asyncio.get_running_loop()
+        ):
+            await self._reconnect()
+
+    async def writable(self) -> aiosqlite.Connection:
+        """The writer for the running loop; a file open read-only is first tried for writing again."""
+        await self.ready()
+        if self._writer is None:
+            await self._reopen_for_writing()
+        return self.writer
+
+    def can_write(self) -> bool:
+        """Open for writing, and the path still names the file opened (for writes nobody awaits)."""
+        watch = self._held.watch
+        return self._writer is not None and watch is not None and watch.problem() is None
+
+    async def verify(self) -> None:
+        """Raise, having stopped using the file, if the path names another or it no longer reads as SQLite."""
+        watch = self._held.watch
+        problem = None if watch is None else watch.problem()
+        if problem is None:
+            return
+        if problem is Problem.OVERWRITTEN:
+            self.damaged(
+                DamagedFileError(
+                    f"SQLite store {self.path} was {problem.value}; agentcache stops using it. "
+                    "Move it away, with its -wal and -shm files, to start a new cache."
+                )
+            )
+            await self._close_condemned()
+        await self._let_go_of_replaced()
+
+    def damaged(self, exc: DamagedFileError) -> None:
+        """Hear that a statement found the file damaged: it is condemned (see the module docstring)."""
+        if self._immutable or self._condemned is not None:
+            return  # an immutable reader may read a page torn by a writer elsewhere: not damage
+        watch = self._held.watch
+        self._condemned = (None if watch is None else watch.identity, exc)
+
+    # -- lifetime ----------------------------------------------------------------------------------
 
     async def open(self, *, create: bool) -> None:
         """Connect (and, if ``create``, make the folder, file and schema as needed); idempotent."""
         self._creates = create
         self.follow_loop()
-        if self._writer is not None:
+        if self._reader is not None:
             return
         async with self._lock:
-            if self._writer is not None:
+            if self._reader is not None:
                 return
-            if create:
-                _prepare(self.path)
-                writer, reader = await self._connect_retrying()
-            else:
-                _check_exists(self.path)
-                with translated(self.path):
-                    writer, reader = await self._connect_both(create=False)
-            self._writer, self._reader = writer, reader
-            self._live.extend((writer, reader))
-        log.debug("opened %s", self.path)
+            self._refuse_condemned()
+            watch = FileWatch.start(self.path, create=create)
+            try:
+                conns = await connect(self.path, self.busy_timeout, create=create)
+            except DamagedFileError as exc:
+                self._condemned = (watch.identity, exc)
+                watch.end()
+                raise
+            except BaseException:
+                watch.end()
+                raise
+            self._install(conns, watch)
+        log.debug("opened %s%s", self.path, "" if conns.writer is not None else " read-only")
 
     async def close(self) -> None:
         """Close both connections; idempotent (closing failures are only logged)."""
         self.follow_loop()
-        closing = [conn for conn in (self._reader, self._writer) if conn is not None]
-        self._writer = self._reader = None
-        for conn in closing:
-            self._live.remove(conn)
-            try:
-                await conn.close()
-            except (sqlite3.Error, ValueError) as exc:
-                log.debug("closing a connection to %s failed: %s", self.path, exc)
-        if closing:
-            log.debug("closed %s", self.path)
+        await self._close(writer_first=self._condemned is not None)
 
     def follow_loop(self) -> None:
         """Adopt the running loop: drop the connections of a previous one (it has ended)."""
@@ -193,164 +225,131 @@ class SQLiteFile:
         stale = self._loop is not None
         self._loop = loop
         self._lock = asyncio.Lock()
-        for conn in (self._writer, self._reader):
+        held = self._held
+        for conn in (self._writer, self._reader):  # the writer first: then neither checkpoints
             if conn is not None:
-                self._live.remove(conn)
+                held.conns.remove(conn)
                 _abandon(conn)
         self._writer = self._reader = None
+        self._read_only, self._immutable = None, False
+        watch, held.watch = held.watch, None
+        if watch is not None:
+            watch.end()
         if stale:
             for callback in self._new_loop_callbacks:
                 callback()
 
-    async def _connect_retrying(self) -> tuple[aiosqlite.Connection, aiosqlite.Connection]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.busy_timeout
-        backoff = 0.005
-        while True:
+    # -- the parts -----------------------------------------------------------------------------
+
+    def _install(self, conns: Connections, watch: FileWatch) -> None:
+        self._writer, self._reader = conns.writer, conns.reader
+        self._read_only, self._immutable = conns.read_only, conns.immutable
+        self._held.conns.extend(c for c in (conns.writer, conns.reader) if c is not None)
+        self._held.watch = watch
+
+    async def _reconnect(self) -> None:
+        self.follow_loop()
+        if self._condemned is not None and self._reader is not None:
+            await self._close_condemned()
+        if self._reader is None:
+            try:
+                await self.open(create=self._creates)
+            except NotACacheFileError as exc:
+                # Found when reconnecting: another program's file now sits at the path. Not a
+                # setting to correct but an outage: fail open (and never write to it).
+                raise BackendUnavailableError(str(exc)) from exc
+
+    async def _reopen_for_writing(self) -> None:
+        async with self._lock:
+            if self._writer is not None or self._reader is None:
+                return
+            try:
+                conns = await connect(self.path, self.busy_timeout, create=self._creates, fallback=False)
+            except BackendError as exc:
+                raise self._read_only_error() from exc
+            except NotACacheFileError as exc:
+                raise BackendUnavailableError(str(exc)) from exc
+            assert conns.writer is not None
+            stale, self._reader = self._reader, conns.reader
+            self._held.conns.remove(stale)
+            self._writer, self._read_only, self._immutable = conns.writer, None, False
+            self._held.conns.extend((conns.writer, conns.reader))
+        await _close_quietly(stale, self.path)
+        log.debug("%s can be written again", self.path)
+
+    def _read_only_error(self) -> BackendUnavailableError:
+        return BackendUnavailableError(
+            f"SQLite store {self.path} is open read-only (opening it for writing failed: "
+            f"{self._read_only}); stored answers are served, new ones are not stored"
+        )
+
+    def _refuse_condemned(self) -> None:
+        if self._condemned is None:
+            return
+        identity, damage = self._condemned
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            found = None
+        else:
+            found = (now.st_dev, now.st_ino)
+        if identity is None or found == identity:
+            raise DamagedFileError(str(damage))
+        self._condemned = None  # another file sits at the path now: judged afresh
+
+    async def _close_condemned(self) -> NoReturn:
+        assert self._condemned is not None
+        await self._close(writer_first=True)
+        raise DamagedFileError(str(self._condemned[1]))
+
+    async def _let_go_of_replaced(self) -> NoReturn:
+        writer = self._writer
+        if writer is not None:
             try:
                 with translated(self.path):
-                    return await self._connect_both(create=True)
+                    await writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except BackendError as exc:
-                # Processes creating one new file at once: the one that switches it to WAL makes
-                # the others' first transaction fail with "locked" without waiting on the busy
-                # handler. Connecting again sees the finished schema.
-                if "locked" not in str(exc) or loop.time() + backoff > deadline:
-                    raise
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 0.2)
+                log.debug("emptying the log of %s, which was replaced, failed: %s", self.path, exc)
+        await self._close(writer_first=False)
+        for callback in self._replaced_callbacks:
+            callback()
+        raise BackendUnavailableError(
+            f"SQLite store {self.path} was {Problem.REPLACED.value}; what was committed stays in "
+            "the file it was, nothing more is written there, and the cache opens the path afresh"
+        )
 
-    async def _connect_both(self, *, create: bool) -> tuple[aiosqlite.Connection, aiosqlite.Connection]:
-        writer = await _connect(self.path, self.busy_timeout, create=create)
+    async def _close(self, *, writer_first: bool) -> None:
+        # Normally the reader first: the writer, closing last, checkpoints and removes the log.
+        order = (self._writer, self._reader) if writer_first else (self._reader, self._writer)
+        self._writer = self._reader = None
+        self._read_only, self._immutable = None, False
+        held = self._held
+        watch, held.watch = held.watch, None
         try:
-            version = await _schema_version(writer, self.path)
-            if version < SCHEMA_VERSION:
-                if not create:
-                    raise StoreMissingError(
-                        f"SQLite store {self.path} holds no agentcache entries yet (no schema); "
-                        "nothing has been recorded there"
-                    )
-                # Only a new file is written to at open: an existing cache opens even on a
-                # read-only disk, serving hits while writes fail open.
-                await writer.execute("PRAGMA journal_mode=WAL")
-                await _create_schema(writer)
-            reader = await _connect(self.path, self.busy_timeout, create=create)
-        except BaseException:
-            await _discard(writer)
-            raise
-        return writer, reader
+            for conn in order:
+                if conn is not None:
+                    held.conns.remove(conn)
+                    await _close_quietly(conn, self.path)
+        finally:
+            if watch is not None:
+                watch.end()  # after the connections: closing its descriptor drops their locks
+        if any(order):
+            log.debug("closed %s", self.path)
 
 
-def _prepare(path: Path) -> None:
-    """Create the folder and an empty private file unless they exist; refuse a file that is not SQLite."""
+async def _close_quietly(conn: aiosqlite.Connection, path: Path) -> None:
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if path.exists():
-            _check_header(path)
-        else:
-            # Private before SQLite creates it (SQLite copies the mode to -wal/-shm).
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    except OSError as exc:
-        raise BackendUnavailableError(f"cannot create SQLite store {path}: {exc}") from exc
-
-
-def _check_exists(path: Path) -> None:
-    """Refuse, creating nothing, a file that is missing, empty or not SQLite."""
-    try:
-        size = path.stat().st_size
-        if size:
-            _check_header(path)
-    except FileNotFoundError:
-        raise StoreMissingError(
-            f"SQLite store {path} does not exist; nothing has been recorded there"
-        ) from None
-    except OSError as exc:
-        raise BackendUnavailableError(f"cannot read SQLite store {path}: {exc}") from exc
-    if not size:
-        raise StoreMissingError(f"SQLite store {path} is empty; nothing has been recorded there")
-
-
-def _check_header(path: Path) -> None:
-    with path.open("rb") as f:
-        header = f.read(len(_SQLITE_HEADER))
-    if header and header != _SQLITE_HEADER:
-        raise NotACacheFileError(
-            f"{path} exists and is not a SQLite database; agentcache will not overwrite it. "
-            "Point the cache at another path (url='sqlite:///other.db')."
-        )
-
-
-async def _connect(path: Path, busy_timeout: float, *, create: bool) -> aiosqlite.Connection:
-    # Without create, SQLite must not create the file either (it may have gone since it was checked).
-    database = str(path) if create else f"{path.as_uri()}?mode=rw"
-    conn = aiosqlite.connect(
-        database, uri=not create, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-    )
-    # aiosqlite's worker thread is not a daemon: a cache left open (an exception unwinding past
-    # `async with`, a forgotten aclose) would keep the interpreter from exiting. Every answer is
-    # committed before it is returned, so nothing is lost by not waiting for it.
-    worker = _worker(conn)
-    if not worker.is_alive():
-        worker.daemon = True
-    try:
-        await conn
-        await conn.execute("PRAGMA synchronous=NORMAL")
-    except BaseException:
-        # Left to the garbage collector, this connection's thread would live on (holding the file
-        # open), or post its stop to whatever loop is current then, perhaps a closed one.
-        await _discard(conn)
-        raise
-    return conn
-
-
-async def _schema_version(conn: aiosqlite.Connection, path: Path) -> int:
-    """The file's schema version (0: none yet); raise if the file is someone else's or newer."""
-    tables = {row[0] for row in await conn.execute_fetchall(TABLES)}
-    if tables and "agentcache_meta" not in tables:
-        raise NotACacheFileError(
-            f"{path} is a SQLite database that agentcache did not create (tables: "
-            f"{', '.join(sorted(tables))}); it was left untouched. Point the cache at another path."
-        )
-    if "agentcache_meta" not in tables:
-        return 0
-    found = list(await conn.execute_fetchall(VERSION))
-    version = int(found[0][0]) if found else 0
-    if version > SCHEMA_VERSION:
-        raise ConfigurationError(
-            f"{path} was written by a newer agentcache (schema {version}, this one reads "
-            f"{SCHEMA_VERSION}); upgrade agentcache or use another path"
-        )
-    return version
-
-
-async def _create_schema(conn: aiosqlite.Connection) -> None:
-    # Under BEGIN IMMEDIATE so that processes opening a new file at once do not race.
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
-        for statement in SCHEMA:
-            await conn.execute(statement)
-        await conn.execute(RECORD_VERSION, (str(SCHEMA_VERSION),))
-        await conn.execute("COMMIT")
-    except BaseException:
-        with suppress(sqlite3.Error, ValueError):
-            await conn.execute("ROLLBACK")
-        raise
-
-
-async def _discard(conn: aiosqlite.Connection) -> None:
-    """Close a connection that failed to connect, and wait until its worker thread has ended."""
-    with suppress(sqlite3.Error, ValueError):
         await conn.close()
-    worker = _worker(conn)
-    if worker.is_alive():  # aiosqlite stopped it itself (a failed connect): wait for that
-        await asyncio.to_thread(worker.join, STALE_JOIN_SECONDS)
+    except (sqlite3.Error, ValueError) as exc:
+        log.debug("closing a connection to %s failed: %s", path, exc)
 
 
 def _abandon(conn: aiosqlite.Connection) -> None:
     """Close a connection of a loop that is gone, whether or not its thread survived that."""
-    worker = _worker(conn)
-    if worker.is_alive():
+    thread = worker(conn)
+    if thread.is_alive():
         _stop_unawaited(conn)  # its thread closes it (rolling back) after the job in hand...
-    if not worker.is_alive() and conn._connection is not None:
+    if not thread.is_alive() and conn._connection is not None:
         # ...unless posting that job's result to the closed loop killed it. Nobody else can touch
         # the connection now, and an open transaction would hold the write lock (and every other
         # process's writes) until the garbage collector happened to close it.
@@ -369,27 +368,22 @@ def _stop_unawaited(conn: aiosqlite.Connection) -> None:
     stopper = threading.Thread(target=conn.stop, name="agentcache-sqlite-stop", daemon=True)
     stopper.start()
     stopper.join()
-    worker = _worker(conn)
-    if worker is not threading.current_thread():  # a finalizer may run on any thread
-        worker.join(STALE_JOIN_SECONDS)
+    thread = worker(conn)
+    if thread is not threading.current_thread():  # a finalizer may run on any thread
+        thread.join(STALE_JOIN_SECONDS)
 
 
-def _stop_left_open(live: list[aiosqlite.Connection], path: str) -> None:
-    """The finalizer of a ``SQLiteFile``: stop the connections it still had open.
+def _stop_left_open(held: _Held, path: str) -> None:
+    """The finalizer of a ``SQLiteFile``: stop the connections it still had open, then its watch.
 
     Not a warning: whoever left the store open (a cache that was never closed) warns about that
     itself, and a warning raised by a finalizer, under a filter that makes it an error, is lost.
     """
-    if not live:
-        return
-    left, live[:] = list(live), []
+    left, held.conns = held.conns, []
+    watch, held.watch = held.watch, None
     for conn in left:
         _stop_unawaited(conn)
-    log.debug("closed the connections of %s, which was never closed", path)
-
-
-def _worker(conn: aiosqlite.Connection) -> threading.Thread:
-    """aiosqlite's worker thread of ``conn`` (before aiosqlite 0.21 the connection was one)."""
-    thread = getattr(conn, "_thread", conn)
-    assert isinstance(thread, threading.Thread)
-    return thread
+    if watch is not None:
+        watch.end()
+    if left:
+        log.debug("closed the connections of %s, which was never closed", path)

@@ -16,7 +16,8 @@ from typing import Any, final
 
 from .._batch import MicroBatcher
 from ..base import Entry
-from ._connection import SQLiteFile, settle, translated
+from ._connect import settle, translated
+from ._connection import SQLiteFile
 from ._schema import SELECT_KEYS, chunks, meta_of
 
 __all__ = ["BatchedReader"]
@@ -52,7 +53,7 @@ class BatchedReader:
         await self._file.ready()
         reader = self._file.reader
         try:
-            with translated(self._file.path):
+            with translated(self._file.path, self._file.damaged):
                 return list(await reader.execute_fetchall(sql, params))
         except asyncio.CancelledError:
             await settle(reader)
@@ -63,17 +64,17 @@ class BatchedReader:
         await self._file.ready()
         reader = self._file.reader
         try:
-            with translated(self._file.path):
+            with translated(self._file.path, self._file.damaged):
                 cursor = await reader.execute(sql, params)
             try:
                 while True:
-                    with translated(self._file.path):
+                    with translated(self._file.path, self._file.damaged):
                         page = await cursor.fetchmany(_PAGE)
                     if not page:
                         return
                     yield list(page)
             finally:
-                with translated(self._file.path):
+                with translated(self._file.path, self._file.damaged):
                     await cursor.close()
         except asyncio.CancelledError:
             await settle(reader)
@@ -92,7 +93,7 @@ class BatchedReader:
         reader = self._file.reader
         found: dict[str, Entry] = {}
         try:
-            with translated(self._file.path):
+            with translated(self._file.path, self._file.damaged):
                 for chunk in chunks(list(keys)):
                     sql = SELECT_KEYS.format(",".join("?" * len(chunk)))
                     for row in await reader.execute_fetchall(sql, chunk):
