@@ -37,7 +37,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...errors import BackendError, BackendUnavailableError
-from .. import redact_url
+from .._url import redact_url, split_url
 
 __all__ = ["RedisConnection", "unreachable"]
 
@@ -57,6 +57,7 @@ class RedisConnection:
         max_connections: int = 64,
         **client_options: Any,
     ) -> None:
+        split_url(url)  # a URL that reads two ways is refused here, before redis-py reads it its way
         self.url = redact_url(url)
         # Who touches these: built once; the password stays inside the URL redis-py is given.
         self._raw_url = url

@@ -360,8 +360,10 @@ def _glob_escaped(text: str) -> str:
 def from_url(parts: SplitResult) -> RedisStore:
     """``redis://[[user]:password@]host[:port][/db][?prefix=&timeout=&connect_timeout=...]``.
 
-    ``rediss://`` is TLS; ``ssl_cert_reqs=none|optional|required`` and ``ssl_ca_certs=path``
-    tune certificate checks. ``max_connections`` bounds the pool.
+    A user name or password holding ``/``, ``?``, ``#``, ``@``, ``%``, ``[`` or ``]`` is percent-
+    encoded (``urllib.parse.quote(password, safe='')``); a URL that could be read two ways is
+    refused (``stores/_url.py``). ``rediss://`` is TLS; ``ssl_cert_reqs=none|optional|required``
+    and ``ssl_ca_certs=path`` tune certificate checks. ``max_connections`` bounds the pool.
     """
     options = query_options(
         parts,
