@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 import weakref
@@ -37,6 +38,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, final
 
+from ._options import MAX_TTL
 from .errors import BackendError, ConfigurationError
 from .stores.capabilities import Lease, LeaseStore
 
@@ -65,8 +67,14 @@ class LeasePolicy:
     def __post_init__(self) -> None:
         for name in ("ttl", "max_wait", "poll_min", "poll_max"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ConfigurationError(f"LeasePolicy.{name} must be a positive number, not {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ConfigurationError(
+                    f"LeasePolicy.{name} must be a positive, finite number, not {value!r}"
+                )
+        if self.ttl > MAX_TTL:  # a store could not keep it (a Redis expiry that far is refused)
+            raise ConfigurationError(
+                f"LeasePolicy.ttl must be at most {MAX_TTL:.0f} seconds, not {self.ttl!r}"
+            )
         if self.poll_min > self.poll_max:
             raise ConfigurationError("LeasePolicy.poll_min must not exceed poll_max")
 
