@@ -10,11 +10,16 @@ handle:
   straight through without touching it, so one outage stalls at most the one call that met it (a
   locked file would otherwise cost every call its busy timeout). A failed write rests writes only:
   reads are still served where they can be (a full disk, another process holding the write lock).
-  A failed read or open rests both. After the rest one call probes the store (the others keep
-  going straight through until the probe ends); each failed probe doubles the rest, up to
+  A failed read or open rests both, and so does a failed write that could not reach the store at
+  all (``capabilities.Reachability``: a Redis server that does not answer would keep reads waiting
+  just as long). After the rest one call probes the store with its own work; the probe runs in a
+  task of its own and that call waits for it at most ``PROBE_WAIT``, so a store that is still down
+  stalls nobody again, and a probe decides the outage even after its caller went on (the others
+  keep going straight through until it ends). Each failed probe doubles the rest, up to
   ``MAX_REST`` seconds; a successful one ends the rest. The outage (one warning, the grown rest)
   ends with the first success of ordinary work after it, so a store that flaps stays one outage.
-  A lookup that met a failure does not try the store again: one outage stalls it at most once.
+  A lookup that met a failure (or a probe that did not answer in time) does not try the store
+  again, neither to read nor to claim a lease nor to write: one outage stalls it at most once.
 
 Replay mode never writes, so it opens a store without creating anything where the store can
 (``capabilities.OpensExisting``): a store that is not there is a ``StoreMissingError``.
@@ -25,21 +30,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import final
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar, final
 
 from ._notices import Notices
 from .errors import BackendError
 from .stats import StatsRecorder
 from .stores import Entry, Store, redact_url
-from .stores.capabilities import Lease, LeaseStore, leases_of, opens_existing
+from .stores.capabilities import Lease, LeaseStore, leases_of, opens_existing, reachability_of
 
-__all__ = ["MAX_REST", "StoreGuard"]
+__all__ = ["MAX_REST", "PROBE_WAIT", "StoreGuard"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 MAX_REST = 30.0
 """The longest rest after repeated failures (seconds), unless ``retry`` itself is longer."""
+
+PROBE_WAIT = 0.05
+"""How long (seconds) the call that probes a resting store waits for the probe before it goes
+straight through: a store that is back answers well within it (that call is served), one that is
+still down costs it this, not a timeout."""
 
 _PROBING = float("inf")  # a rest that ends when the probe in progress does
 
@@ -53,11 +65,14 @@ class StoreGuard:
         "_monotonic",
         "_open",
         "_opening",
+        "_probe",
+        "_probe_wait",
         "_read_rest_until",
         "_reads_only",
         "_rest",
         "_retry",
         "_stats",
+        "_unreachable",
         "_warned",
         "_write_rest_until",
         "_writes",
@@ -75,6 +90,7 @@ class StoreGuard:
         retry: float,
         stats: StatsRecorder,
         monotonic: Callable[[], float] = time.monotonic,
+        probe_wait: float = PROBE_WAIT,
     ) -> None:
         self.store = store
         self._monotonic = monotonic
@@ -84,8 +100,12 @@ class StoreGuard:
         self._retry = retry
         self._stats = stats
         self._leases = leases_of(store)
+        reachability = reachability_of(store)
+        self._unreachable = None if reachability is None else reachability.unreachable
+        self._probe_wait = probe_wait
         self._open = False
         self._opening: asyncio.Task[None] | None = None
+        self._probe: asyncio.Future[Any] | None = None  # the probe in progress (the running loop's)
         # Outage state: monotonic times before which reads / writes skip the store (0: healthy).
         self._read_rest_until = 0.0
         self._write_rest_until = 0.0
@@ -131,10 +151,12 @@ class StoreGuard:
         return self.store
 
     async def aclose(self) -> None:
-        """Close the store (flushing its bookkeeping); failures are only logged."""
-        if self._opening is not None and not self._opening.done():
-            await asyncio.gather(self._opening, return_exceptions=True)
-        self._opening = None
+        """Let a probe under way end, close the store (flushing its bookkeeping); failures are only logged."""
+        loop = asyncio.get_running_loop()
+        for pending in (self._opening, self._probe):
+            if pending is not None and not pending.done() and pending.get_loop() is loop:
+                await asyncio.gather(pending, return_exceptions=True)  # bounded by the store's timeouts
+        self._opening = self._probe = None
         self._open = False
         try:
             if self._leases is not None:
@@ -151,9 +173,19 @@ class StoreGuard:
         self, keys: Sequence[str], now: float, label: str | None, notices: Notices
     ) -> list[Entry | None] | None:
         """The entries of ``keys``; ``None`` when the store is resting or failed (fail-open)."""
-        probe = self._read_rest_until != 0.0
-        if notices.store_failed or (probe and not self._may_probe(writing=False)):
+        if notices.store_failed:
             return None
+        if self._read_rest_until != 0.0:
+            if not self._may_probe(writing=False):
+                return None
+            return await self._probed(
+                self._read(keys, now, label, notices, probe=True), notices, None, writing=False
+            )
+        return await self._read(keys, now, label, notices, probe=False)
+
+    async def _read(
+        self, keys: Sequence[str], now: float, label: str | None, notices: Notices, *, probe: bool
+    ) -> list[Entry | None] | None:
         try:
             if not self._open:
                 await self._ensure_open()
@@ -176,9 +208,25 @@ class StoreGuard:
         release: Lease | None = None,
     ) -> bool:
         """Store ``items`` (releasing ``release`` with them); False if they were not stored."""
-        probe = self._write_rest_until != 0.0
-        if notices.store_failed or (probe and not self._may_probe(writing=True)):
+        if notices.store_failed:
             return False
+        if self._write_rest_until != 0.0:
+            if not self._may_probe(writing=True):
+                return False
+            return await self._probed(
+                self._write(items, label, notices, release, probe=True), notices, False, writing=True
+            )
+        return await self._write(items, label, notices, release, probe=False)
+
+    async def _write(
+        self,
+        items: Sequence[tuple[str, Entry]],
+        label: str | None,
+        notices: Notices,
+        release: Lease | None,
+        *,
+        probe: bool,
+    ) -> bool:
         try:
             if not self._open:
                 await self._ensure_open()
@@ -195,9 +243,17 @@ class StoreGuard:
 
     async def delete(self, keys: Sequence[str], label: str | None, notices: Notices) -> None:
         """Delete entries that cannot be read (fail-open: a failure is counted, warned, rested)."""
-        probe = self._write_rest_until != 0.0
-        if notices.store_failed or (probe and not self._may_probe(writing=True)):
+        if notices.store_failed:
             return
+        if self._write_rest_until != 0.0:
+            if self._may_probe(writing=True):
+                await self._probed(
+                    self._delete(keys, label, notices, probe=True), notices, None, writing=True
+                )
+            return
+        await self._delete(keys, label, notices, probe=False)
+
+    async def _delete(self, keys: Sequence[str], label: str | None, notices: Notices, *, probe: bool) -> None:
         try:
             if not self._open:
                 await self._ensure_open()
@@ -211,11 +267,39 @@ class StoreGuard:
             raise
         self._succeeded(writing=True, probe=probe)
 
-    def leases(self) -> LeaseStore | None:
-        """The store's leases while writes are not resting (a resting store calls straight through)."""
-        if self._leases is None or self._write_rest_until or not self._open:
+    def leases(self, notices: Notices) -> LeaseStore | None:
+        """The store's leases, unless writes rest or this lookup met a failure (it calls straight through).
+
+        Asked before every claim (``leasing.LeasedCall.leases``): a waiter whose look at the store
+        failed does not claim again.
+        """
+        if self._leases is None or self._write_rest_until or not self._open or notices.store_failed:
             return None
         return self._leases
+
+    async def _probed(
+        self, attempt: Coroutine[Any, Any, T], notices: Notices, gave_up: T, *, writing: bool
+    ) -> T:
+        """Run ``attempt`` (a probe) in a task of its own; its result if it ends within ``probe_wait``.
+
+        Otherwise ``gave_up``: the caller goes straight through, and the probe goes on to decide
+        the outage (``_succeeded`` or ``failed``), even if its caller is cancelled meanwhile.
+        """
+        probe: asyncio.Task[T] = asyncio.ensure_future(attempt)
+        self._probe = probe
+
+        def ended(probe: asyncio.Future[T]) -> None:
+            if probe.cancelled() and self._probe is probe:
+                self._probe_abandoned(writing=writing)  # perhaps before it began: it decided nothing
+            elif not probe.cancelled() and probe.exception() is not None:
+                log.debug("a store probe raised: %r", probe.exception())
+
+        probe.add_done_callback(ended)
+        done, _ = await asyncio.wait((probe,), timeout=self._probe_wait)
+        if done and not probe.cancelled():
+            return probe.result()
+        notices.store_failed = True  # the store did not answer in time: this lookup leaves it alone
+        return gave_up
 
     # -- the outage policy ---------------------------------------------------------------------
 
@@ -225,6 +309,8 @@ class StoreGuard:
         notices.store_failed = True
         if self.strict:
             raise exc
+        if writing and self._unreachable is not None and self._unreachable(exc):
+            writing = False  # nothing reached the server: a read would wait out the same timeout
         now = self._monotonic()
         resting = now < self._write_rest_until if writing else now < self._read_rest_until
         if not resting or self._write_rest_until == _PROBING or self._read_rest_until == _PROBING:

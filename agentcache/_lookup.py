@@ -38,7 +38,7 @@ from .flight import SingleFlight
 from .leasing import LeasePolicy, run_leased
 from .stats import StatsRecorder
 from .stores import Entry, Store
-from .stores.capabilities import Lease
+from .stores.capabilities import Lease, LeaseStore
 from .stores.memory import Memo, MemoryStore
 
 __all__ = ["Lookup"]
@@ -88,6 +88,9 @@ class _LeasedMiss:
 
     def __init__(self, lookup: Lookup, guard: StoreGuard, req: Request) -> None:
         self.lookup, self.guard, self.req = lookup, guard, req
+
+    def leases(self) -> LeaseStore | None:
+        return self.guard.leases(self.req)
 
     async def call(self, lease: Lease) -> Fetched[Any]:
         return await self.lookup._call_and_store(self.req, lease)
@@ -343,7 +346,7 @@ class Lookup:
             raise CacheMissError(req.key.stored, req.key.material, await self._explain_miss(req))
         guard = self._guard
         if mode is _READ_WRITE and guard is not None and self._lease is not None and not req.mismatch:
-            leases = guard.leases()
+            leases = guard.leases(req)
             if leases is not None:
                 miss = _LeasedMiss(self, guard, req)
                 return _Answer(await run_leased(leases, req.key.stored, self._lease, miss), req)

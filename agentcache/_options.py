@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .stores.base import Store
 
 __all__ = [
+    "MAX_TTL",
     "Mode",
     "OnStoreError",
     "parse_mode",
@@ -76,8 +77,18 @@ def parse_on_store_error(policy: OnStoreError | str) -> OnStoreError:
         ) from None
 
 
+MAX_TTL = 100 * 365.25 * 86400.0
+"""The longest ttl (seconds, 100 years): every store can keep an entry that long (a Redis expiry
+past ~290,000 years is refused by the server, a date past the year 9999 by ``datetime``)."""
+
+
 def parse_ttl(ttl: float | timedelta | None, name: str = "ttl") -> float | None:
-    """Seconds as a positive finite float, or ``None`` (never expires)."""
+    """Seconds as a positive finite float up to ``MAX_TTL``, or ``None`` (never expires).
+
+    The one check of every ttl (the cache's, a call's, ``set``'s, a decorator's), at configuration
+    time, the same whatever the store: a ttl one store could not keep would fail only there, and
+    only when the first answer is stored.
+    """
     if ttl is None:
         return None
     if isinstance(ttl, timedelta):
@@ -91,6 +102,11 @@ def parse_ttl(ttl: float | timedelta | None, name: str = "ttl") -> float | None:
     if not math.isfinite(seconds) or seconds <= 0:
         raise ConfigurationError(
             f"{name} must be a positive, finite number of seconds, not {ttl!r}; "
+            "use None for entries that never expire"
+        )
+    if seconds > MAX_TTL:
+        raise ConfigurationError(
+            f"{name} must be at most {MAX_TTL:.0f} seconds (100 years), not {ttl!r}; "
             "use None for entries that never expire"
         )
     return seconds

@@ -21,22 +21,30 @@ claim is in flight never holds it (the store gives a claim that won after its ca
 ``LeaseStore.claim``), and a holder's ``finally`` releases under ``asyncio.shield``.
 
 A store failure while claiming or waiting degrades to calling through: the lease only saves calls.
-The failure is handed to ``on_error`` (the cache's fail-open guard), which counts it, warns once per
-outage, or raises under strictness. Lease expiry is wall-clock time (``time.time``) of the processes
-involved, or the server's (Redis), never the cache's injectable clock.
+The failure is handed to ``miss.failed`` (the cache's fail-open guard), which counts it, warns once
+per outage, or raises under strictness. Before each claim after the first, ``miss.leases()`` asks
+the guard again: a waiter whose look at the store failed (or whose store now rests) calls through
+rather than claim from a store that does not answer, and a holder whose miss met a failure hands
+its lease back without waiting for the store (the release is queued; closing the store lets it
+land). So a stopped server stalls a leased miss at most once. Lease expiry is wall-clock time
+(``time.time``) of the processes involved, or the server's (Redis), never the cache's injectable
+clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import math
 import random
 import time
 import weakref
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, final
 
+from ._options import MAX_TTL
 from .errors import BackendError, ConfigurationError
 from .stores.capabilities import Lease, LeaseStore
 
@@ -65,8 +73,14 @@ class LeasePolicy:
     def __post_init__(self) -> None:
         for name in ("ttl", "max_wait", "poll_min", "poll_max"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ConfigurationError(f"LeasePolicy.{name} must be a positive number, not {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ConfigurationError(
+                    f"LeasePolicy.{name} must be a positive, finite number, not {value!r}"
+                )
+        if self.ttl > MAX_TTL:  # a store could not keep it (a Redis expiry that far is refused)
+            raise ConfigurationError(
+                f"LeasePolicy.ttl must be at most {MAX_TTL:.0f} seconds, not {self.ttl!r}"
+            )
         if self.poll_min > self.poll_max:
             raise ConfigurationError("LeasePolicy.poll_min must not exceed poll_max")
 
@@ -82,7 +96,10 @@ def new_token() -> str:
 
 
 class LeasedCall(Protocol[R_co]):
-    """What a miss gives ``run_leased``: one object per miss rather than four callbacks."""
+    """What a miss gives ``run_leased``: one object per miss rather than five callbacks."""
+
+    def leases(self) -> LeaseStore | None:
+        """The leases to claim from now, or ``None``: this miss met a store failure, or the store rests."""
 
     async def call(self, lease: Lease) -> R_co:
         """Call upstream and store the value with ``set_many(..., release=lease)``."""
@@ -98,7 +115,10 @@ class LeasedCall(Protocol[R_co]):
 
 
 async def run_leased(leases: LeaseStore, key: str, policy: LeasePolicy, miss: LeasedCall[R]) -> R:
-    """``miss.call(lease)`` if we win the lease on ``key``, else wait for its holder, ``miss.recheck()``."""
+    """``miss.call(lease)`` if we win the lease on ``key``, else wait for its holder, ``miss.recheck()``.
+
+    ``leases``: what ``miss.leases()`` gave for the first claim.
+    """
     call, recheck = miss.call, miss.recheck
     started = time.monotonic()
     delay = policy.poll_min
@@ -110,7 +130,7 @@ async def run_leased(leases: LeaseStore, key: str, policy: LeasePolicy, miss: Le
             miss.failed(exc)
             return await call(_UNHELD)
         if won:
-            return await _hold(leases, lease, policy, call, recheck)
+            return await _hold(leases, lease, policy, miss)
         remaining = policy.max_wait - (time.monotonic() - started)
         if remaining <= 0:
             miss.gave_up(policy.max_wait)
@@ -124,37 +144,51 @@ async def run_leased(leases: LeaseStore, key: str, policy: LeasePolicy, miss: Le
         found = await recheck()
         if found is not None:
             return found
+        again = miss.leases()
+        if again is None:  # the look failed, or the store rests: a claim would wait on it as well
+            return await call(_UNHELD)
+        leases = again
 
 
 _UNHELD = Lease("", "")
 _UNHELD.released = True  # the lease of a call made without one: nothing for a store to release
 
 
-async def _hold(
-    leases: LeaseStore,
-    lease: Lease,
-    policy: LeasePolicy,
-    call: Callable[[Lease], Awaitable[R]],
-    recheck: Callable[[], Awaitable[R | None]],
-) -> R:
+async def _hold(leases: LeaseStore, lease: Lease, policy: LeasePolicy, miss: LeasedCall[R]) -> R:
     """Call while holding the lease, renewing it; always release it (value stored, failed, cancelled)."""
     renewals = _Renewals.of(policy.ttl)
     renewals.add(lease, leases)
     try:
         # The previous holder may have stored the value and released between our read and claim.
-        found = await recheck()
+        found = await miss.recheck()
         if found is not None:
             return found
-        return await call(lease)
+        return await miss.call(lease)
     finally:
         renewals.discard(lease)
         if not lease.released:  # else the store released it with the value
             lease.released = True
-            try:
-                # Shielded: a cancelled caller must still hand the lease on, or waiters sit out the ttl.
-                await asyncio.shield(leases.release(lease.key, lease.token))
-            except BackendError as exc:
-                log.debug("releasing the lease on %s failed (it will expire): %s", lease.key, exc)
+            # A task of its own: a cancelled caller must still hand the lease on, or waiters sit
+            # out the ttl. Its first step queues the release with the store, before this caller
+            # (or a close of the cache) runs again, so closing the store lets it land.
+            release = asyncio.ensure_future(leases.release(lease.key, lease.token))
+            release.add_done_callback(functools.partial(_log_release_failure, lease.key))
+            if miss.leases() is None:
+                # This miss met a store failure (or the store rests): waiting for the release
+                # would stall the call on the store a second time.
+                _DETACHED.add(release)
+                release.add_done_callback(_DETACHED.discard)
+            else:
+                with contextlib.suppress(BackendError):  # logged by _log_release_failure
+                    await asyncio.shield(release)
+
+
+_DETACHED: set[asyncio.Future[None]] = set()  # releases nobody waits for, kept alive until they land
+
+
+def _log_release_failure(key: str, release: asyncio.Future[None]) -> None:
+    if not release.cancelled() and (exc := release.exception()) is not None:
+        log.debug("releasing the lease on %s failed (it will expire): %r", key, exc)
 
 
 @final

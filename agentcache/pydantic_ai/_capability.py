@@ -47,7 +47,7 @@ class CacheCapability(AbstractCapability[Any]):
             "samples": samples,
             "pace": pace,
         }
-        check_options(cache, hit_usage, samples, pace)  # fail now, not on the first request
+        check_options(cache, hit_usage, samples, pace, ttl)  # fail now, not on the first request
 
     # Two capabilities are the same only if they are the same object (the dataclass base would
     # compare id/description/defer_loading only, making every CacheCapability equal).

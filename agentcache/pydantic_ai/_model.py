@@ -26,6 +26,7 @@ from pydantic_ai.tools import RunContext
 from pydantic_ai.usage import RequestUsage
 
 from .. import AgentCache, ConfigurationError, Fetched
+from .._options import parse_ttl
 from ._evals import current_run
 from ._keys import request_key
 from ._stream import LIVE, CachedStream, Tee, retrieve_outcome
@@ -38,8 +39,11 @@ HitUsage = Literal["zero", "replay"]
 _HIT_SOURCES = ("l1", "store")
 
 
-def check_options(cache: object, hit_usage: object, samples: object, pace: object) -> None:
+def check_options(
+    cache: object, hit_usage: object, samples: object, pace: object, ttl: float | timedelta | None
+) -> None:
     """Raise ``ConfigurationError`` for options a CachedModel cannot work with."""
+    parse_ttl(ttl)  # a bad ttl fails here, not at the first request
     if not isinstance(cache, AgentCache):
         raise ConfigurationError(f"cache must be an AgentCache, not {cache!r}")
     if hit_usage not in ("zero", "replay"):
@@ -73,7 +77,7 @@ class CachedModel(WrapperModel):
     ) -> None:
         # pydantic-ai 2.62 types this argument as Model | KnownModelName, later versions as Model | str.
         super().__init__(wrapped)  # type: ignore[arg-type, unused-ignore]
-        check_options(cache, hit_usage, samples, pace)
+        check_options(cache, hit_usage, samples, pace, ttl)
         self.cache = cache
         self.cache_label = label
         self.ttl = ttl

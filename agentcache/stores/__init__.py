@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from urllib.parse import SplitResult, parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs
 
 from ..errors import ConfigurationError
+from ._url import SCHEME, redact_url, split_url
 from .base import Entry, Store, namespace_of
 
 __all__ = ["DEFAULT_URL", "Entry", "Store", "namespace_of", "open_store", "redact_url"]
@@ -29,21 +30,20 @@ _SCHEMES: dict[str, tuple[str, str, str | None]] = {
 
 
 def open_store(url: str) -> Store:
-    """Build (not yet connect) the store a URL names."""
+    """Build (not yet connect) the store a URL names; a URL that reads two ways is refused (``_url.py``)."""
     if not isinstance(url, str) or "://" not in url:
+        shown = redact_url(url) if isinstance(url, str) else url
         raise ConfigurationError(
-            f"store URL {url!r} is not a URL; use one of: {_known()} (e.g. {DEFAULT_URL!r} or 'memory://')"
+            f"store URL {shown!r} is not a URL; use one of: {_known()} (e.g. {DEFAULT_URL!r} or 'memory://')"
         )
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    given = url.partition("://")[0]
+    scheme = given.lower()
     if scheme not in _SCHEMES:
+        shown = repr(given) if SCHEME.fullmatch(given) else "(not a scheme)"
         raise ConfigurationError(
-            f"unknown store scheme {parts.scheme!r} in {redact_url(url)!r}; known schemes: {_known()}"
+            f"unknown store scheme {shown} in {redact_url(url)!r}; known schemes: {_known()}"
         )
-    try:
-        parts.port  # noqa: B018 - urlsplit checks the port lazily; a bad one must fail here, clearly
-    except ValueError:
-        raise ConfigurationError(f"store URL {redact_url(url)!r} has a port that is not a number") from None
+    parts = split_url(url)
     module_name, factory_name, extra = _SCHEMES[scheme]
     try:
         module = importlib.import_module(module_name)
@@ -70,16 +70,6 @@ def query_options(parts: SplitResult, allowed: dict[str, Callable[[str], object]
         except ValueError as exc:
             raise ConfigurationError(f"bad value {values[-1]!r} for {name!r}: {exc}") from exc
     return options
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for logs, warnings and repr)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
 
 
 def _known() -> str:

@@ -10,6 +10,7 @@ probing attributes: a store declares an ability by implementing its protocol in 
 | fingerprint index | ``FingerprintIndex`` | ``explain`` (near misses by index) | | yes | |
 | disk usage | ``DiskUsage`` | ``agentcache stats``, ``prune --max-size`` | | yes | |
 | vacuum | ``Vacuumable`` | ``agentcache vacuum`` | | yes | |
+| one server for all | ``Reachability`` | the guard: a write that cannot reach it rests reads too | | | yes |
 
 A lease is released in the very commit that stores its value: the holder passes its ``Lease`` to
 ``Store.set_many(items, release=lease)``, and a store with leases deletes the claim in the same
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, final, runtime_checkable
 
 if TYPE_CHECKING:
+    from ..errors import BackendError
     from .base import Entry
 
 __all__ = [
@@ -32,11 +34,13 @@ __all__ = [
     "Lease",
     "LeaseStore",
     "OpensExisting",
+    "Reachability",
     "Vacuumable",
     "disk_usage_of",
     "fingerprint_index_of",
     "leases_of",
     "opens_existing",
+    "reachability_of",
     "release_keys",
     "vacuumable",
 ]
@@ -128,6 +132,17 @@ class Vacuumable(Protocol):
         """Compact the store."""
 
 
+@runtime_checkable
+class Reachability(Protocol):
+    """A store whose reads and writes all go to one server: when a write cannot reach it, nor can a read.
+
+    (A SQLite file that refuses writes, full or read-only, still serves reads: no such store.)
+    """
+
+    def unreachable(self, exc: BackendError) -> bool:
+        """True if ``exc`` says the server cannot be reached (down, paused, partitioned, timed out)."""
+
+
 def leases_of(store: object) -> LeaseStore | None:
     """The store's leases, or ``None`` for a store without them (``memory://``)."""
     return store.leases() if isinstance(store, HasLeases) else None
@@ -151,6 +166,11 @@ def disk_usage_of(store: object) -> DiskUsage | None:
 def vacuumable(store: object) -> Vacuumable | None:
     """The store, if it can be vacuumed."""
     return store if isinstance(store, Vacuumable) else None
+
+
+def reachability_of(store: object) -> Reachability | None:
+    """The store, if a failure to reach it fails every operation alike."""
+    return store if isinstance(store, Reachability) else None
 
 
 def release_keys(release: Lease | None, keys: Sequence[str]) -> Lease | None:

@@ -107,18 +107,29 @@ class Clock:
         return self.now
 
 
-def guard_over(store: Flaky, clock: Clock) -> StoreGuard:
-    """A fail-open guard as a read_write cache builds it, with a first rest of one second."""
+def guard_over(store: Flaky, clock: Clock, probe_wait: float = 60.0) -> StoreGuard:
+    """A fail-open guard as a read_write cache builds it, with a first rest of one second.
+
+    ``probe_wait``: how long a probing caller waits for its probe (long by default: these tests
+    decide when a probe ends, not the clock).
+    """
     return StoreGuard(
-        store, strict=False, reads_only=False, writes=True, retry=1.0, stats=StatsRecorder(), monotonic=clock
+        store,
+        strict=False,
+        reads_only=False,
+        writes=True,
+        retry=1.0,
+        stats=StatsRecorder(),
+        monotonic=clock,
+        probe_wait=probe_wait,
     )
 
 
-async def probe_held(store: Flaky) -> tuple[StoreGuard, asyncio.Future[Any]]:
+async def probe_held(store: Flaky, probe_wait: float = 60.0) -> tuple[StoreGuard, asyncio.Future[Any]]:
     """A guard whose store failed once and came back; the first probe after the rest is held at
-    ``store.gate`` (set it to let the probe go on)."""
+    ``store.gate`` (set it to let the probe go on); returned with the call that probes."""
     clock = Clock()
-    guard = guard_over(store, clock)
+    guard = guard_over(store, clock, probe_wait)
     store.broken = True
     await guard.read(["k"], 0.0, None, Notices())
     clock.now += 1.0
@@ -164,16 +175,65 @@ async def test_while_one_call_probes_the_others_go_straight_through(tmp_path: Pa
     await guard.aclose()
 
 
+async def test_a_probe_whose_caller_is_cancelled_still_ends_the_outage(tmp_path: Path) -> None:
+    store = Flaky(tmp_path / "c.db")
+    guard, caller = await probe_held(store)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert store.gate is not None
+    store.gate.set()
+    assert guard._probe is not None
+    await guard._probe  # the probe runs on without its caller
+    assert guard.healthy
+    assert await guard.read(["k"], 0.0, None, Notices()) == [None]
+    await guard.aclose()
+
+
 async def test_a_cancelled_probe_lets_the_next_caller_probe(tmp_path: Path) -> None:
     store = Flaky(tmp_path / "c.db")
-    guard, probe = await probe_held(store)
-    probe.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await probe
+    guard, caller = await probe_held(store)
+    assert guard._probe is not None
+    guard._probe.cancel()  # as a closing event loop does
+    assert await caller is None, "its caller goes straight through"
     assert store.gate is not None
     store.gate.set()
     assert await guard.read(["k"], 0.0, None, Notices()) == [None], "the next caller probes"
     await guard.aclose()
+
+
+async def test_a_probe_that_does_not_answer_in_time_stalls_nobody(tmp_path: Path) -> None:
+    store = Flaky(tmp_path / "c.db")
+    guard, caller = await probe_held(store, probe_wait=0.0)
+    notices = Notices()
+    assert await caller is None, "the probing call went straight through"
+    assert await guard.read(["k"], 0.0, None, notices) is None, "so does everyone else meanwhile"
+    assert not notices.store_failed
+    assert store.gate is not None
+    store.gate.set()
+    assert guard._probe is not None
+    await guard._probe
+    assert guard.healthy, "the probe ended the outage without a caller waiting for it"
+    assert await guard.read(["k"], 0.0, None, Notices()) == [None]
+    await guard.aclose()
+
+
+async def test_a_probing_call_that_went_on_does_not_touch_the_store_again(tmp_path: Path) -> None:
+    store = Flaky(tmp_path / "c.db")
+    clock = Clock()
+    guard = guard_over(store, clock, probe_wait=0.0)
+    store.broken = True
+    await guard.read(["k"], 0.0, None, Notices())
+    clock.now += 1.0
+    store.gate = asyncio.Event()  # the probe does not answer
+    notices = Notices()
+    assert await guard.read(["k"], 0.0, None, notices) is None
+    assert notices.store_failed, "its lookup leaves the store alone: no claim, no write"
+    assert await guard.write([("k", Entry(b"v", 0.0))], None, notices) is False
+    assert guard.leases(notices) is None
+    store.gate.set()
+    await guard.aclose()
+    assert store.attempts == 2, "the failure and the probe; nothing for the write"
 
 
 async def test_a_strict_cache_that_recovered_serves_cold_hits_without_a_task_each(tmp_path: Path) -> None:

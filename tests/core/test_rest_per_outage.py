@@ -27,9 +27,10 @@ async def test_ten_concurrent_failures_rest_the_store_once(tmp_path: Path) -> No
 
 async def test_a_cancelled_read_probe_leaves_writes_able_to_probe(tmp_path: Path) -> None:
     store = Flaky(tmp_path / "c.db")
-    guard, probe = await probe_held(store)  # the read failure rested reads and writes
-    probe.cancel()
-    await asyncio.gather(probe, return_exceptions=True)
+    guard, caller = await probe_held(store)  # the read failure rested reads and writes
+    assert guard._probe is not None
+    guard._probe.cancel()  # as a closing event loop does
+    await asyncio.gather(caller, return_exceptions=True)
     assert guard._write_rest_until != float("inf")
     assert store.gate is not None
     store.gate.set()

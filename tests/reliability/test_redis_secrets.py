@@ -6,18 +6,24 @@ user of its own whose password is a fresh random string, deleted afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import traceback
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agentcache import AgentCache, AgentCacheError, ConfigurationError
+from agentcache.stores import open_store
+from agentcache.stores.redis import RedisStore
 from tests.helpers import Upstream
 from tests.stores.conftest import REDIS_URL, require_redis
 
@@ -145,3 +151,168 @@ def test_configuration_errors_never_show_the_password(url: str) -> None:
     with pytest.raises(ConfigurationError) as raised:
         AgentCache(url.format(pw=password))
     assert_secret_absent(password, *traceback.format_exception(raised.value))
+
+
+# -- passwords written into the URL as they are (not percent-encoded) --------------------------
+
+REFUSED = ["#", "/", "?", "%zz"]  # cut the URL short (urlsplit), or start no %XX escape
+ACCEPTED = ["@", ":"]  # read the same way by urlsplit and redis-py: the password works
+DECODED = ["%41"]  # a valid escape: redis-py sends "A", so this password is simply wrong
+
+
+@pytest.fixture
+def make_user() -> Iterator[Callable[[str], tuple[str, str]]]:
+    """Creates Redis ACL users with a given password: (user, key prefix); deleted afterwards."""
+    require_redis()
+    import redis
+
+    admin = redis.Redis.from_url(REDIS_URL)
+    made: list[tuple[str, str]] = []
+
+    def make(password: str) -> tuple[str, str]:
+        user = f"agentcache-test-{uuid.uuid4().hex[:8]}"
+        prefix = f"agentcache-test:{uuid.uuid4().hex[:12]}:"
+        admin.acl_setuser(
+            user,
+            enabled=True,
+            passwords=[f"+{password}"],
+            keys=[f"{prefix}*"],
+            channels=[f"{prefix}*"],
+            commands=["+@all"],
+        )
+        made.append((user, prefix))
+        return user, prefix
+
+    yield make
+    for user, prefix in made:
+        admin.acl_deluser(user)
+        for key in admin.scan_iter(f"{prefix}*"):
+            admin.delete(key)
+    admin.close()
+
+
+def raw_url(user: str, password: str, prefix: str) -> str:
+    """A URL with the password exactly as typed: no percent-encoding."""
+    parts = urlsplit(REDIS_URL)
+    return f"redis://{user}:{password}@{parts.hostname}:{parts.port or 6379}{parts.path}?prefix={prefix}"
+
+
+async def use_cache(url: str) -> tuple[str, list[str]]:
+    """('refused' | 'stored' | 'failed open', everything the cache and its store show of themselves)."""
+    try:
+        cache = AgentCache(url)
+    except ConfigurationError as exc:
+        return "refused", traceback.format_exception(exc)
+    upstream = Upstream()
+    async with cache:
+        assert await cache.get_or_call("q", upstream) == "answer to q"
+        shown = [repr(cache), str(cache), repr(cache.store), str(cache.store), cache.store.url]
+        shown += [repr(cache.stats), str(cache.stats)]
+    async with AgentCache(url, l1_max_entries=0) as again:
+        assert await again.get_or_call("q", upstream) == "answer to q"
+    return ("stored" if upstream.calls == 1 else "failed open"), shown
+
+
+def cli_output(capsys: pytest.CaptureFixture[str], *argv: str) -> list[str]:
+    from agentcache.cli import main
+
+    main(list(argv))
+    captured = capsys.readouterr()
+    return [captured.out, captured.err]
+
+
+@pytest.mark.parametrize("reserved", REFUSED + ACCEPTED + DECODED)
+def test_a_password_typed_with_a_reserved_character_never_shows(
+    reserved: str,
+    make_user: Callable[[str], tuple[str, str]],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = secrets.token_hex(12)
+    password = f"pw{reserved}{secret}"
+    user, prefix = make_user(password)
+    url = raw_url(user, password, prefix)
+    caplog.set_level(logging.DEBUG)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        outcome, said = asyncio.run(use_cache(url))
+        said += cli_output(capsys, "--url", url, "stats")
+        said += cli_output(capsys, "--url", url, "ls")
+        monkeypatch.setenv("AGENTCACHE_URL", url)
+        said += cli_output(capsys, "stats")
+        if outcome == "refused":
+            from agentcache.stores.redis import RedisStore
+
+            with pytest.raises(ConfigurationError) as direct:
+                RedisStore(url)
+            said += traceback.format_exception(direct.value)
+    said += everything_said(caplog, record)
+    for text in said:
+        assert secret not in text, f"the password leaked: {text[:300]!r}"
+    expected = {**dict.fromkeys(REFUSED, "refused"), **dict.fromkeys(ACCEPTED, "stored")}
+    assert outcome == expected.get(reserved, "failed open")
+    if outcome == "refused":
+        assert "quote(password, safe='')" in "".join(said), "the fix is named"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:6390#{s}@10.9.9.9:6379/0",  # was localhost:6390
+        "redis://:6390#{s}@10.9.9.9:6379/0?prefix=mine:",  # ... and dropped the prefix
+        "redis://:6390?prefix={s}@10.9.9.9:6379/0",  # was localhost:6390, prefix "<secret>@10.9..."
+        "redis://:{s}/1@10.9.9.9:6379/0",
+        "rediss://user:{s}?x@10.9.9.9:6380/0",
+        "redis://10.9.9.9:6379/0?prefix=a@b",  # an '@' after the host: ambiguous too
+        "redis://:pw\t{s}@10.9.9.9:6379/0",  # urlsplit drops the tab
+        "redis://:pw\uff03{s}@10.9.9.9:6379/0",  # a fullwidth '#': urlsplit's own error shows it all
+        "redis://:{s}",  # '@host' forgotten: the password reads as a port
+        "sqlite://user:{s}#x@host/cache.db",
+    ],
+)
+def test_a_url_that_reads_two_ways_is_refused_before_anything_runs(url: str) -> None:
+    secret = "s" + secrets.token_hex(12)
+    url = url.format(s=secret)
+    with pytest.raises(ConfigurationError) as refused:
+        AgentCache(url)
+    message = str(refused.value)
+    assert "percent-encode" in message, f"the fix is named: {message}"
+    assert_secret_absent(secret, *traceback.format_exception(refused.value))
+
+
+def test_a_sqlite_path_with_a_hash_is_refused_not_cut_short(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="%23"):
+        AgentCache(f"sqlite:///{tmp_path}/run#1.db")  # was the file "run"
+    assert list(tmp_path.iterdir()) == [], "nothing was created"
+
+
+passwords = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=12)
+MARK = "QJXZ"  # in the middle of every generated password; in no message of agentcache
+
+
+@settings(max_examples=300, deadline=None)
+@given(user=st.sampled_from(["", "alice"]), head=passwords, tail=passwords)
+def test_any_password_is_refused_or_routed_exactly_where_it_says(user: str, head: str, tail: str) -> None:
+    """Either a clear error without the password, or redis-py reads host, port, db and password as meant."""
+    from redis.connection import parse_url
+
+    password = f"{head}{MARK}{tail}"
+    url = f"redis://{user}:{password}@10.1.2.3:6390/3?prefix=mine:"
+    try:
+        store = open_store(url)
+    except ConfigurationError as exc:
+        said = "".join(traceback.format_exception(exc))
+    else:
+        said = None
+    if said is not None:
+        assert MARK not in said
+        return
+    assert isinstance(store, RedisStore)
+    assert store.prefix == "mine:"
+    meant = parse_url(url.split("?")[0])  # what the store hands to redis-py (the query is its own)
+    assert (meant["host"], meant["port"], meant["db"]) == ("10.1.2.3", 6390, 3)
+    assert meant["password"] == unquote(password)
+    assert meant.get("username", "") == user
+    assert store.url == f"redis://{user}:***@10.1.2.3:6390/3"
+    assert MARK not in repr(store)

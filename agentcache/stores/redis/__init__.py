@@ -13,7 +13,8 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError('redis:// stores need an optional dependency: pip install "agentcache[redis]"') from exc
 
+from ._connection import DEFAULT_TIMEOUT
 from ._leases import RedisLeases
 from ._store import DEFAULT_PREFIX, RedisStore, from_url
 
-__all__ = ["DEFAULT_PREFIX", "RedisLeases", "RedisStore", "from_url"]
+__all__ = ["DEFAULT_PREFIX", "DEFAULT_TIMEOUT", "RedisLeases", "RedisStore", "from_url"]

@@ -14,15 +14,24 @@ Everything the store and its leases send goes through here:
   driver's exception, the message naming the redacted URL.
 - ``script(source)`` is a registered script (EVALSHA; redis-py loads it again if the server lost it).
 
-redis-py's pool reconnects by itself on the next command after an outage; a failed command is
-retried once (a pooled connection may be stale after a server restart) and never backs off, so an
-outage costs one quick failure per call and the cache above fails open. The password only lives
-inside the redis-py pool: ``url`` shows it as ``***``.
+Timeouts: every socket operation (connecting, each reply) waits at most ``timeout`` /
+``connect_timeout`` seconds, ``DEFAULT_TIMEOUT`` (1 s) unless the URL or the constructor says
+otherwise. A cache's commands (an MGET, a MULTI/EXEC of a few KB, a SET NX) take well under a
+millisecond on a healthy server and a round trip or two across regions; a server that has not
+answered within a second is paused, partitioned or swamped, and each second waited is a second
+added to a call the cache exists to make faster (an LLM call takes seconds). The guard above
+(``_guard.py``) then rests the store, so one outage costs one such wait per process. A command
+that timed out is not retried (the server would be waited for twice); one that met a broken
+connection is retried once at once (a pooled connection is stale after a server restart).
+redis-py's pool reconnects by itself on the next command after an outage.
+
+The password only lives inside the redis-py pool: ``url`` shows it as ``***``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from types import MappingProxyType
@@ -36,10 +45,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ...errors import BackendError, BackendUnavailableError
-from .. import redact_url
+from ...errors import BackendError, BackendUnavailableError, ConfigurationError
+from .._url import redact_url, split_url
 
-__all__ = ["RedisConnection", "unreachable"]
+__all__ = ["DEFAULT_TIMEOUT", "RedisConnection", "unreachable"]
+
+DEFAULT_TIMEOUT = 1.0
+"""Seconds a command's connect, and each of its replies, may take before the server counts as down."""
 
 
 @final
@@ -52,12 +64,17 @@ class RedisConnection:
         self,
         url: str,
         *,
-        timeout: float = 5.0,
-        connect_timeout: float = 2.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = 64,
         **client_options: Any,
     ) -> None:
+        split_url(url)  # a URL that reads two ways is refused here, before redis-py reads it its way
         self.url = redact_url(url)
+        _check_seconds("timeout", timeout)
+        _check_seconds("connect_timeout", connect_timeout)
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
+            raise ConfigurationError(f"redis max_connections must be an int >= 1, not {max_connections!r}")
         # Who touches these: built once; the password stays inside the URL redis-py is given.
         self._raw_url = url
         self._options: dict[str, Any] = {
@@ -65,7 +82,8 @@ class RedisConnection:
             "socket_connect_timeout": connect_timeout,
             "max_connections": max_connections,
             "timeout": timeout,  # the wait for a free pooled connection
-            "retry": Retry(NoBackoff(), 1),
+            # Retried once only when the connection broke, never when the server did not answer.
+            "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             **client_options,
         }
         # Who touches these: only the event loop's thread; all of it belongs to ``_loop``.
@@ -136,6 +154,11 @@ class RedisConnection:
         if client is not None:
             with suppress(RedisError, OSError):
                 await client.aclose()
+
+
+def _check_seconds(name: str, seconds: object) -> None:
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < math.inf:
+        raise ConfigurationError(f"redis {name} must be a positive number of seconds, not {seconds!r}")
 
 
 def unreachable(exc: Exception) -> bool:

@@ -39,7 +39,7 @@ from .. import query_options
 from .._batch import MicroBatcher
 from ..base import Entry
 from ..capabilities import Lease, release_keys
-from ._connection import RedisConnection, unreachable
+from ._connection import DEFAULT_TIMEOUT, RedisConnection, unreachable
 from ._envelope import pack, unpack
 from ._leases import RedisLeases
 
@@ -75,15 +75,22 @@ _Write = tuple[Sequence[tuple[str, Entry]], Lease | None]
 
 @final
 class RedisStore:
-    """A Store over one Redis database; ``leases()`` gives its LeaseStore."""
+    """A Store over one Redis database; ``leases()`` gives its LeaseStore.
+
+    ``timeout`` / ``connect_timeout``: the seconds a reply / a connect may take before the server
+    counts as down (default ``DEFAULT_TIMEOUT``, 1 s; ``?timeout=`` and ``?connect_timeout=`` in a
+    URL). A cache fails open on a server that does not answer, so this is the most one outage
+    stalls a call; raise it for a server that is slow but healthy (``_connection.py`` says why 1 s).
+    ``max_connections`` bounds the pool; ``client_options`` go to redis-py's pool as they are.
+    """
 
     def __init__(
         self,
         url: str,
         *,
         prefix: str = DEFAULT_PREFIX,
-        timeout: float = 5.0,
-        connect_timeout: float = 2.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = 64,
         **client_options: Any,
     ) -> None:
@@ -345,6 +352,10 @@ class RedisStore:
         with self._connection.translated("record hits"):
             await self._connection.script(_FLUSH_HITS_LUA)(keys=keys, args=args)
 
+    def unreachable(self, exc: BackendError) -> bool:
+        """True if ``exc`` means the server did not answer at all (``capabilities.Reachability``)."""
+        return unreachable(exc)
+
     # -- leases --------------------------------------------------------------------------------
 
     def leases(self) -> RedisLeases:
@@ -360,8 +371,11 @@ def _glob_escaped(text: str) -> str:
 def from_url(parts: SplitResult) -> RedisStore:
     """``redis://[[user]:password@]host[:port][/db][?prefix=&timeout=&connect_timeout=...]``.
 
-    ``rediss://`` is TLS; ``ssl_cert_reqs=none|optional|required`` and ``ssl_ca_certs=path``
-    tune certificate checks. ``max_connections`` bounds the pool.
+    A user name or password holding ``/``, ``?``, ``#``, ``@``, ``%``, ``[`` or ``]`` is percent-
+    encoded (``urllib.parse.quote(password, safe='')``); a URL that could be read two ways is
+    refused (``stores/_url.py``). ``timeout`` and ``connect_timeout`` are seconds (default 1, see
+    ``RedisStore``). ``rediss://`` is TLS; ``ssl_cert_reqs=none|optional|required`` and
+    ``ssl_ca_certs=path`` tune certificate checks. ``max_connections`` bounds the pool.
     """
     options = query_options(
         parts,
