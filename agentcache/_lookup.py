@@ -12,10 +12,11 @@ single flight (``flight.py``), whose pending lookup moves from reading to callin
 3. Each caller gets its own ``Fetched``: its own copy of a mutable answer (decoded from the
    stored bytes), the stats of its kind (hit, miss, coalesced) and the warnings its lookup met.
 
-A stored entry that cannot be decoded is deleted (corruption); one that decodes but is not of the
-caller's ``value_type`` is a miss for that caller that is neither deleted nor overwritten (another
-version of the app may be reading it). Callers of one key with different ``value_type``\\s never
-share a lookup.
+A stored entry that cannot be decoded is deleted (corruption); one larger than ``max_value_bytes``
+is a miss that is left in place (a cache with a larger limit may have written it) and replaced by
+the answer called now; one that decodes but is not of the caller's ``value_type`` is a miss for
+that caller that is neither deleted nor overwritten (another version of the app may be reading
+it). Callers of one key with different ``value_type``\\s never share a lookup.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ _REPLAY, _READ_WRITE = Mode.REPLAY, Mode.READ_WRITE  # an enum member lookup cos
 _CORRUPT: Final = object()
 _UNUSABLE: Final = object()  # an L1 slot the full lookup path must look at
 _MISMATCH: Final = object()
+_OVERSIZED: Final = object()
 _NO_META: Mapping[str, Any] = {}
 
 
@@ -127,6 +129,7 @@ class Lookup:
         "_guard",
         "_l1",
         "_lease",
+        "_max_value_bytes",
         "_mode",
         "_read_first",
         "_stats",
@@ -145,6 +148,7 @@ class Lookup:
         lease: LeasePolicy | None,
         clock: Callable[[], float],
         store_key_material: bool,
+        max_value_bytes: int = codec.MAX_VALUE_BYTES,
     ) -> None:
         self._mode = mode
         self._writes = mode.writes  # fixed per cache; an enum property costs a lookup per miss
@@ -158,6 +162,7 @@ class Lookup:
         self._lease = lease
         self._clock = clock
         self._store_key_material = store_key_material
+        self._max_value_bytes = max_value_bytes
         self._flight: SingleFlight[_Answer] = SingleFlight()
         # The store's hit bookkeeping (memory:// is its own store). It is a write too: modes that
         # never write (replay, read_only) keep none. The facade's fast path calls it as well.
@@ -246,7 +251,9 @@ class Lookup:
         if memo is not None and _same_type(memo[0], value_type):
             return memo[1]
         try:
-            return codec.decode(entry.value, value_type)
+            return codec.decode(entry.value, value_type, max_bytes=self._max_value_bytes)
+        except codec.OversizedValue:  # written by a cache with a larger limit (memory:// is shared)
+            return _UNUSABLE
         except codec.CorruptValue:
             if self._l1 is not None:
                 self._l1.discard(skey)
@@ -267,7 +274,7 @@ class Lookup:
             return
         if codec.is_immutable(value) and not decoded and value_type is not None:
             try:
-                value = codec.decode(entry.value, value_type)
+                value = codec.decode(entry.value, value_type, max_bytes=self._max_value_bytes)
             except (codec.CorruptValue, codec.WrongValueType):
                 self._l1.put(skey, entry, None)
                 return
@@ -301,7 +308,7 @@ class Lookup:
             if self._writes:  # read_only and replay never write, not even to tidy up
                 await guard.delete([skey], req.label, req)
             return None
-        if value is _MISMATCH:
+        if value is _MISMATCH or value is _OVERSIZED:
             return None
         if epoch == self._epoch:
             self.remember(skey, entry, value, req.value_type)
@@ -314,15 +321,23 @@ class Lookup:
         if slot is None:
             return None
         value = self._decode(req, slot[0])
-        if value is _CORRUPT or value is _MISMATCH:
+        if value is _CORRUPT or value is _MISMATCH or value is _OVERSIZED:
             return None
         return _Answer(Fetched(value, "l1", skey, slot[0]), req)
 
     def _decode(self, req: Request, entry: Entry) -> object:
-        """The stored value for this caller; ``_CORRUPT`` (dropped from L1) or ``_MISMATCH``, warned."""
+        """The stored value for this caller, else a sentinel (warned): ``_CORRUPT`` (dropped from L1,
+        to be deleted), ``_OVERSIZED`` (left in place) or ``_MISMATCH``."""
         skey = req.key.stored
+        if req.oversized is not None and entry.value == req.oversized:
+            return _OVERSIZED
         try:
-            return codec.decode(entry.value, req.value_type)
+            return codec.decode(entry.value, req.value_type, max_bytes=self._max_value_bytes)
+        except codec.OversizedValue as exc:
+            req.oversized = entry.value
+            self._stats.error(req.label)
+            req.add(f"agentcache treated the entry of {skey} as a miss: {exc}")
+            return _OVERSIZED
         except codec.CorruptValue as exc:
             self._stats.error(req.label)
             req.add(f"agentcache dropped an entry it could not decode ({skey}): {exc}")
@@ -379,7 +394,7 @@ class Lookup:
     def _entry(self, req: Request, value: object, elapsed: float) -> Entry | None:
         """The entry to store for ``value``; ``None`` (and a warning) if it cannot be encoded."""
         try:
-            data = codec.encode(value, req.value_type)
+            data = codec.encode(value, req.value_type, max_bytes=self._max_value_bytes)
         except UnstorableValueError as exc:
             self._stats.error(req.label)
             req.add(f"agentcache could not store the answer (it was still returned): {exc}")
@@ -436,7 +451,7 @@ class Lookup:
             # The same value_type as the leader's (lookups of different ones are not shared), so
             # this decodes; should it not, the leader's object is shared rather than lost.
             with contextlib.suppress(codec.CorruptValue, codec.WrongValueType):
-                value = codec.decode(entry.value, req.value_type)
+                value = codec.decode(entry.value, req.value_type, max_bytes=self._max_value_bytes)
         if fetched.source == "call":
             if entry is None:
                 self._stats.coalesced(0.0, _NO_META, req.label)

@@ -49,7 +49,17 @@ class Fetched(Generic[T]):
 class Request(Notices):
     """One caller's lookup: the key, how to call on a miss, and what the lookup met on its way."""
 
-    __slots__ = ("call_fn", "describe", "key", "label", "mismatch", "missing", "ttl", "value_type")
+    __slots__ = (
+        "call_fn",
+        "describe",
+        "key",
+        "label",
+        "mismatch",
+        "missing",
+        "oversized",
+        "ttl",
+        "value_type",
+    )
 
     def __init__(
         self,
@@ -70,6 +80,9 @@ class Request(Notices):
         self.store_failed = False
         self.mismatch = False  # the stored entry is of another value_type: leave it in place
         self.missing: str | None = None  # replay: why there is no store to read
+        # The stored bytes found larger than max_value_bytes: a second read (a lease holder's
+        # recheck) that finds them again neither inflates nor warns again.
+        self.oversized: bytes | None = None
 
 
 async def invoke(call_fn: Callable[[Any], Any], material: object) -> Any:

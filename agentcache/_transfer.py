@@ -9,10 +9,18 @@ The file is one JSON object per line::
     {"agentcache": "end", "entries": 2}
 
 Values are the stored bytes (base64), so an imported entry is served exactly as it was recorded.
-The end line makes a file cut at a line boundary detectable. An import reads and checks the whole
-file first (JSON, fields and types, the key against its material, the value decodable) and writes
-nothing unless every line passes; errors name the line. Then every entry is written by one
-``set_many`` (one transaction on SQLite). Existing live entries are kept unless ``overwrite``.
+The end line makes a file cut at a line boundary detectable. Lines are UTF-8; one holding a lone
+surrogate (a prompt may), which UTF-8 cannot encode, is written with ASCII escapes.
+
+An import reads and checks the whole file first and writes nothing unless every line passes;
+errors name the line. A file is hostile input (it may come from anywhere), so every field is
+checked for what any store could refuse or mis-serve: UTF-8 text, JSON nested no deeper than an
+export nests, a key a cache can look up (a usable namespace, this key version, a sha256 digest),
+the key against its material, times that are real dates (0 to year 9999), finite non-negative
+call seconds, a hit count a store's integer holds, and a value that decodes within
+``max_value_bytes`` (a zlib stream crafted to inflate without end is refused, never inflated).
+Then every entry is written by one ``set_many`` (one transaction on SQLite, one MULTI/EXEC on
+Redis). Existing live entries are kept unless ``overwrite``.
 """
 
 from __future__ import annotations
@@ -20,7 +28,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -30,8 +40,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import codec
-from .errors import AgentCacheError
-from .keys import digest_of_canonical
+from .errors import AgentCacheError, ConfigurationError
+from .keys import digest_of_canonical, validate_stored_key
 from .stores.base import Entry, Store
 
 __all__ = [
@@ -45,9 +55,9 @@ __all__ = [
 ]
 
 FORMAT = 1
-_FULL_KEY_PARTS = 3
-_FLOAT_FIELDS = ("created_at", "call_seconds")
-_OPTIONAL_FLOAT_FIELDS = ("expires_at", "last_hit_at")
+_LATEST_TIME = 253402300799.0  # 9999-12-31 23:59:59 UTC: the last second a date can show
+_MOST_HITS = 2**53  # far beyond any real count, and exact as a float in every store
+_UNDECODED = re.compile("[\udc80-\udcff]")  # bytes that are not UTF-8, as surrogateescape reads them
 
 
 class ImportFileError(AgentCacheError, ValueError):
@@ -61,6 +71,7 @@ class ImportFileError(AgentCacheError, ValueError):
 
 
 def _line_of(key: str, entry: Entry) -> str:
+    """The export line of one entry: UTF-8 JSON, or ASCII escapes where UTF-8 cannot hold the text."""
     record = {
         "key": key,
         "material": None if entry.material is None else json.loads(entry.material),
@@ -72,7 +83,12 @@ def _line_of(key: str, entry: Entry) -> str:
         "hits": entry.hits,
         "last_hit_at": entry.last_hit_at,
     }
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in the key material: JSON escapes carry it
+        return json.dumps(record, ensure_ascii=True, separators=(",", ":"))
+    return line
 
 
 @contextmanager
@@ -127,9 +143,17 @@ class ImportResult:
 
 
 def read_export(
-    lines: Iterable[str], source: str, progress: Callable[[int], None] | None = None
+    lines: Iterable[str],
+    source: str,
+    progress: Callable[[int], None] | None = None,
+    *,
+    max_value_bytes: int = codec.MAX_VALUE_BYTES,
 ) -> list[tuple[str, Entry]]:
-    """Parse and check a whole export; raise ``ImportFileError`` naming the first bad line."""
+    """Parse and check a whole export; raise ``ImportFileError`` naming the first bad line.
+
+    ``lines`` are text; bytes that were not UTF-8 are expected as ``surrogateescape`` reads them
+    (``open(..., errors="surrogateescape")``), so that the error can name the line.
+    """
     entries: list[tuple[str, Entry]] = []
     numbered: Iterator[tuple[int, str]] = enumerate(lines, start=1)
     ended = False
@@ -143,10 +167,7 @@ def read_export(
             continue
         if not raw.endswith("\n"):
             raise ImportFileError(source, number, "the line is cut off (truncated file?)")
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ImportFileError(source, number, f"not JSON ({exc.msg})") from None
+        record = _parsed(raw, source, number)
         if not isinstance(record, dict):
             raise ImportFileError(source, number, "not a JSON object")
         if number == 1:
@@ -162,12 +183,33 @@ def read_export(
                 )
             ended = True
             continue
-        entries.append(_entry_of(record, source, number))
+        entries.append(_entry_of(record, source, number, max_value_bytes))
     if number == 0:
         raise ImportFileError(source, 1, "the file is empty")
     if not ended:
         raise ImportFileError(source, number, "the file ends without its end line (truncated or cut?)")
     return entries
+
+
+def _parsed(raw: str, source: str, number: int) -> Any:
+    """The JSON of one line, or an ``ImportFileError`` saying why it has none."""
+    if not raw.isascii():
+        undecoded = _UNDECODED.search(raw)
+        if undecoded is not None:
+            byte = ord(undecoded.group()) - 0xDC00
+            raise ImportFileError(
+                source,
+                number,
+                f"the line is not UTF-8 text (byte 0x{byte:02x} at character {undecoded.start() + 1})",
+            )
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ImportFileError(source, number, f"not JSON ({exc.msg})") from None
+    except RecursionError:
+        raise ImportFileError(source, number, "JSON nested too deeply (no export nests like this)") from None
+    except ValueError as exc:  # an integer longer than Python reads (int max str digits)
+        raise ImportFileError(source, number, f"JSON that cannot be read: {exc}") from None
 
 
 def _check_header(record: dict[str, Any], source: str) -> None:
@@ -179,23 +221,27 @@ def _check_header(record: dict[str, Any], source: str) -> None:
         )
 
 
-def _entry_of(record: dict[str, Any], source: str, number: int) -> tuple[str, Entry]:
+def _entry_of(record: dict[str, Any], source: str, number: int, max_value_bytes: int) -> tuple[str, Entry]:
     def bad(reason: str) -> ImportFileError:
         return ImportFileError(source, number, reason)
 
-    key = record.get("key")
-    if not isinstance(key, str) or len(key.split(":")) != _FULL_KEY_PARTS:
-        raise bad(f"'key' must be a stored key like 'default:v1:<sha256>', not {key!r}")
-    for name in _FLOAT_FIELDS:
-        if not _is_number(record.get(name)):
-            raise bad(f"{name!r} must be a number, not {record.get(name)!r}")
-    for name in _OPTIONAL_FLOAT_FIELDS:
-        if record.get(name) is not None and not _is_number(record.get(name)):
-            raise bad(f"{name!r} must be a number or null, not {record.get(name)!r}")
+    try:
+        key = validate_stored_key(record.get("key"))
+    except ConfigurationError as exc:
+        shown = _shown(record.get("key"))
+        raise bad(f"'key' must be a stored key like 'default:v1:<sha256 hex>', not {shown}: {exc}") from None
+    created_at = _time(record.get("created_at"), "created_at", bad)
+    expires_at = _optional_time(record.get("expires_at"), "expires_at", bad)
+    last_hit_at = _optional_time(record.get("last_hit_at"), "last_hit_at", bad)
+    call_seconds = _as_float(record.get("call_seconds"))
+    if not 0 <= call_seconds < math.inf:
+        raise bad(f"'call_seconds' must be a finite number >= 0, not {_shown(record.get('call_seconds'))}")
     hits = record.get("hits", 0)
-    if not isinstance(hits, int) or isinstance(hits, bool) or hits < 0:
-        raise bad(f"'hits' must be a non-negative integer, not {hits!r}")
-    meta = record.get("meta") or {}
+    if type(hits) is not int or not 0 <= hits <= _MOST_HITS:
+        raise bad(f"'hits' must be an integer from 0 to {_MOST_HITS}, not {_shown(hits)}")
+    meta = record.get("meta")
+    if meta is None:
+        meta = {}
     if not isinstance(meta, dict):
         raise bad("'meta' must be an object")
     try:
@@ -203,29 +249,66 @@ def _entry_of(record: dict[str, Any], source: str, number: int) -> tuple[str, En
     except (binascii.Error, TypeError, ValueError):
         raise bad("'value' is not valid base64") from None
     try:
-        codec.decode(value)
+        codec.decode(value, max_bytes=max_value_bytes)
+    except codec.OversizedValue as exc:
+        raise bad(
+            f"the value cannot be imported ({exc}; import --max-value-bytes raises the limit)"
+        ) from None
     except codec.CorruptValue as exc:
         raise bad(f"the value cannot be decoded ({exc})") from None
     material: str | None = None
     if record.get("material") is not None:
-        material = json.dumps(record["material"], sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        try:
+            material = json.dumps(
+                record["material"], sort_keys=True, separators=(",", ":"), ensure_ascii=True
+            )
+        except (RecursionError, ValueError):
+            raise bad("the key material cannot be written as canonical JSON") from None
         if key.rsplit(":", 1)[1] != digest_of_canonical(material):
             raise bad("the key does not match its key material (was the material edited?)")
     entry = Entry(
         value=value,
-        created_at=float(record["created_at"]),
-        expires_at=None if record.get("expires_at") is None else float(record["expires_at"]),
-        call_seconds=float(record["call_seconds"]),
+        created_at=created_at,
+        expires_at=expires_at,
+        call_seconds=call_seconds,
         material=material,
         meta=meta,
         hits=hits,
-        last_hit_at=None if record.get("last_hit_at") is None else float(record["last_hit_at"]),
+        last_hit_at=last_hit_at,
     )
     return key, entry
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _time(value: object, name: str, bad: Callable[[str], ImportFileError], null: str = "") -> float:
+    """A point in time: seconds since 1970, from 0 to the end of year 9999 (a date every store and
+    ``ls`` can show; a Redis expiry from it never overflows)."""
+    when = _as_float(value)
+    if not 0 <= when <= _LATEST_TIME:
+        raise bad(
+            f"{name!r} must be a time in seconds since 1970 (0 to {_LATEST_TIME:.0f}){null}, "
+            f"not {_shown(value)}"
+        )
+    return when
+
+
+def _optional_time(value: object, name: str, bad: Callable[[str], ImportFileError]) -> float | None:
+    return None if value is None else _time(value, name, bad, " or null")
+
+
+def _as_float(value: object) -> float:
+    """``value`` as a float; NaN, which no range holds, for a non-number or an int too large for one."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:
+        return math.nan
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut short: a hostile line may hold a huge value."""
+    shown = repr(value)
+    return shown if len(shown) <= 80 else f"{shown[:60]}... ({len(shown)} characters)"
 
 
 async def import_entries(

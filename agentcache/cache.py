@@ -70,6 +70,7 @@ class AgentCache:
         clock: Callable[[], float] = time.time,
         lease: LeasePolicy | None = LeasePolicy(),  # noqa: B008 - frozen, shared safely
         store_retry: float = 1.0,
+        max_value_bytes: int = codec.MAX_VALUE_BYTES,
     ) -> None:
         self._namespace = validate_namespace(namespace)
         self._key_prefix = f"{namespace}:{KEY_VERSION}:"
@@ -82,6 +83,11 @@ class AgentCache:
             )
         if isinstance(store_retry, bool) or not isinstance(store_retry, (int, float)) or not store_retry >= 0:
             raise ConfigurationError(f"store_retry must be a number of seconds >= 0, not {store_retry!r}")
+        if type(max_value_bytes) is not int or max_value_bytes < 1:
+            raise ConfigurationError(
+                f"max_value_bytes must be an int >= 1 (the largest value, in bytes before compression, "
+                f"that is stored or read), not {max_value_bytes!r}"
+            )
         if lease is not None and not isinstance(lease, LeasePolicy):
             raise ConfigurationError(f"lease must be a LeasePolicy or None, not {lease!r}")
         self._clock = clock
@@ -112,9 +118,11 @@ class AgentCache:
             lease=lease,
             clock=clock,
             store_key_material=store_key_material,
+            max_value_bytes=max_value_bytes,
         )
         self._note_hit = self._lookup.note_hit  # bound once: the fast path runs it on every hit
         self._store_key_material = store_key_material
+        self._max_value_bytes = max_value_bytes
 
     def __del__(self) -> None:
         # Like an unclosed file: the store's connections (and their pending hit counts) are only
@@ -338,7 +346,7 @@ class AgentCache:
         if not self._writable("set"):
             return
         ttl_seconds = self._ttl if ttl is None else parse_ttl(ttl)
-        data = codec.encode(value, value_type)
+        data = codec.encode(value, value_type, max_bytes=self._max_value_bytes)
         now = self._clock()
         entry = Entry(
             value=data,

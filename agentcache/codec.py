@@ -24,8 +24,15 @@ keep them: the codec asks pydantic to write them as ``NaN``/``Infinity``, which 
 A model or dataclass has its own pydantic config, which may write them as ``null``; a value that
 would read back changed or not at all is refused at encode time instead, with the setting to use.
 
+Size: no value larger than ``max_value_bytes`` (default ``MAX_VALUE_BYTES``, 64 MiB, measured
+before compression) is written or read. A shared store (Redis) is writable by others, and a 1 MB
+zlib stream can inflate to a gigabyte: reading inflates at most ``max_value_bytes`` (plus one byte,
+to tell) before giving up, so such an entry costs that much memory and time, never the whole thing.
+
 Reading: ``CorruptValue`` means the bytes are not a value any version wrote (an unknown format
-byte, a broken zlib stream, text that is not JSON): callers delete the entry. ``WrongValueType``
+byte, a broken zlib stream, text that is not JSON): callers delete the entry. Its subclass
+``OversizedValue`` means the value is larger than the reader's ``max_value_bytes``: a miss that
+callers leave in place, since a cache with a larger limit may have written it. ``WrongValueType``
 means the bytes are a well-formed value that does not validate as the caller's ``value_type``:
 another version of the application may have written it, so callers leave it in place.
 """
@@ -48,7 +55,9 @@ if TYPE_CHECKING:  # pydantic is imported on first use: ``import agentcache`` st
 __all__ = [
     "COMPRESS_MIN_BYTES",
     "IMMUTABLE",
+    "MAX_VALUE_BYTES",
     "CorruptValue",
+    "OversizedValue",
     "WrongValueType",
     "decode",
     "encode",
@@ -58,6 +67,10 @@ __all__ = [
 COMPRESS_MIN_BYTES = 256
 """Payloads shorter than this are never worth a zlib header and a decompress on every hit."""
 
+MAX_VALUE_BYTES = 64 * 1024 * 1024
+"""The default ``max_value_bytes``: the largest value (JSON text or raw bytes, before compression)
+a cache writes or reads. Far above any LLM answer; far below what a crafted zlib stream can inflate to."""
+
 _JSON = b"j"
 _ZLIB = b"z"
 _BYTES = b"b"
@@ -66,6 +79,14 @@ _ZLIB_BYTES = b"c"
 
 class CorruptValue(Exception):
     """Stored bytes that are not a value agentcache wrote (unknown format, broken zlib, not JSON)."""
+
+
+class OversizedValue(CorruptValue):
+    """Stored bytes holding a value larger than the reader's ``max_value_bytes``; never inflated past it.
+
+    A kind of ``CorruptValue`` for this reader (it cannot use the entry), but not to be deleted:
+    a cache configured with a larger ``max_value_bytes`` may have written it.
+    """
 
 
 class WrongValueType(Exception):
@@ -92,13 +113,17 @@ class _Refused(Exception):
 # -- encoding ---------------------------------------------------------------------------------
 
 
-def encode(value: object, value_type: Any = None) -> bytes:
-    """Encode ``value``; raise ``UnstorableValueError`` if it would not come back equal and same-typed."""
+def encode(value: object, value_type: Any = None, *, max_bytes: int = MAX_VALUE_BYTES) -> bytes:
+    """Encode ``value``; raise ``UnstorableValueError`` if it would not come back equal and same-typed.
+
+    A value larger than ``max_bytes`` (before compression) is refused too: no reader with that
+    limit would read it back.
+    """
     try:
         if value_type is not None:
-            return _encode_typed(value, value_type)
+            return _encode_typed(value, value_type, max_bytes)
         if type(value) is bytes:
-            return _pack(value, _BYTES, _ZLIB_BYTES)
+            return _pack(value, _BYTES, _ZLIB_BYTES, max_bytes)
         # The usual case, inlined: a plain JSON value, most often a str.
         _check_plain_json(value, "value")
         raw = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
@@ -113,12 +138,17 @@ def encode(value: object, value_type: Any = None) -> bytes:
         ) from exc
     except ValueError as exc:  # an int too long to write as text
         raise UnstorableValueError(f"value cannot be written as JSON: {exc}") from exc
-    if len(raw) >= COMPRESS_MIN_BYTES:
-        return _pack(raw, _JSON, _ZLIB)
+    if len(raw) >= COMPRESS_MIN_BYTES or len(raw) > max_bytes:
+        return _pack(raw, _JSON, _ZLIB, max_bytes)
     return _JSON + raw
 
 
-def _pack(raw: bytes, plain: bytes, compressed: bytes) -> bytes:
+def _pack(raw: bytes, plain: bytes, compressed: bytes, max_bytes: int) -> bytes:
+    if len(raw) > max_bytes:
+        raise UnstorableValueError(
+            f"value is {len(raw)} bytes as stored, more than max_value_bytes={max_bytes}; pass a "
+            "larger AgentCache(max_value_bytes=...) to every cache that writes or reads it"
+        )
     if len(raw) >= COMPRESS_MIN_BYTES:
         packed = zlib.compress(raw, 6)
         if len(packed) < len(raw):
@@ -149,7 +179,7 @@ def _check_plain_json(value: object, path: str) -> None:
     raise _Refused(f"{path} is of type {kind.__qualname__}, which plain JSON does not restore unchanged")
 
 
-def _encode_typed(value: object, value_type: Any) -> bytes:
+def _encode_typed(value: object, value_type: Any, max_bytes: int = MAX_VALUE_BYTES) -> bytes:
     adapter = _adapter(value_type)
     if type(value) is not value_type and _reads_back_as_base(value, value_type):
         raise _Refused(
@@ -160,12 +190,12 @@ def _encode_typed(value: object, value_type: Any) -> bytes:
         raw: bytes = adapter.dump_json(value, warnings="error")
     except Exception as exc:  # pydantic raises several kinds; all mean "cannot store"
         if type(value) is bytes and _keeps_bytes(adapter, value, value_type):
-            return _pack(value, _BYTES, _ZLIB_BYTES)  # bytes JSON text cannot hold: store them raw
+            return _pack(value, _BYTES, _ZLIB_BYTES, max_bytes)  # bytes JSON text cannot hold: raw
         raise _unserialisable(value, value_type, exc) from exc
     # NaN and infinity leave no trace but as null, NaN or Infinity: only then is a check needed.
     if (b"null" in raw or b"NaN" in raw or b"Infinity" in raw) and _holds_non_finite(adapter, value):
         _check_non_finite_round_trip(adapter, value, value_type, raw)
-    return _pack(raw, _JSON, _ZLIB)
+    return _pack(raw, _JSON, _ZLIB, max_bytes)
 
 
 _CONCRETE = frozenset({str, int, float, bytes, list, dict, tuple, set, frozenset})
@@ -295,21 +325,25 @@ def _restores(value: object, value_type: Any) -> bool:
 # -- decoding ---------------------------------------------------------------------------------
 
 
-def decode(data: bytes, value_type: Any = None) -> Any:
+def decode(data: bytes, value_type: Any = None, *, max_bytes: int = MAX_VALUE_BYTES) -> Any:
     """Decode bytes written by ``encode``.
 
-    Raises ``CorruptValue`` for bytes that are not a value (delete them) and ``WrongValueType`` for
-    a well-formed value that does not validate as ``value_type`` (leave it in place).
+    Raises ``CorruptValue`` for bytes that are not a value (delete them), ``OversizedValue`` for
+    a value larger than ``max_bytes`` (inflated no further; leave it in place) and
+    ``WrongValueType`` for a well-formed value that does not validate as ``value_type`` (leave it).
     """
     fmt, payload = data[:1], data[1:]
     if fmt == _JSON:
-        pass
+        if len(payload) > max_bytes:
+            raise _oversized(max_bytes)
     elif fmt == _ZLIB:
-        payload = _inflate(payload)
+        payload = _inflate(payload, max_bytes)
     elif fmt == _BYTES:
+        if len(payload) > max_bytes:
+            raise _oversized(max_bytes)
         return _bytes_as(payload, value_type)
     elif fmt == _ZLIB_BYTES:
-        return _bytes_as(_inflate(payload), value_type)
+        return _bytes_as(_inflate(payload, max_bytes), value_type)
     else:
         raise CorruptValue(f"unknown value format byte {fmt!r}")
     if value_type is None:
@@ -326,11 +360,25 @@ def decode(data: bytes, value_type: Any = None) -> Any:
         raise _wrong_type(value_type, exc) from exc
 
 
-def _inflate(payload: bytes) -> bytes:
+def _inflate(payload: bytes, max_bytes: int) -> bytes:
+    """The inflated payload, if it is at most ``max_bytes``: one byte more and inflating stops there."""
+    inflater = zlib.decompressobj()
     try:
-        return zlib.decompress(payload)
+        raw = inflater.decompress(payload, max_bytes + 1)
     except zlib.error as exc:
         raise CorruptValue(f"stored value is not a zlib stream: {exc}") from exc
+    if len(raw) > max_bytes:
+        raise _oversized(max_bytes)
+    if not inflater.eof:
+        raise CorruptValue("stored value is not a zlib stream: incomplete or truncated stream")
+    return raw
+
+
+def _oversized(max_bytes: int) -> OversizedValue:
+    return OversizedValue(
+        f"stored value is larger than max_value_bytes={max_bytes} (a cache with a larger "
+        "max_value_bytes wrote it, or it was crafted to inflate without end); it was not read"
+    )
 
 
 def _bytes_as(payload: bytes, value_type: Any) -> Any:

@@ -9,11 +9,21 @@ hashed with sha256. The rules, and why:
 - an integral float is written as the int it equals (``1.0`` and ``1`` are one key), ``-0.0`` as
   ``0``; NaN and infinities are rejected because they have no canonical JSON form;
 - bytes become ``{"$bytes": "<base64>"}``; a user dict key starting with ``$`` gets one more ``$``
-  so no user dict can collide with that tag;
+  so no user dict can collide with that tag (nor with the two below);
+- an int of more than 4,300 digits (Python's default limit for writing an int as decimal text,
+  fixed here so that keys never depend on an interpreter's setting) becomes
+  ``{"$int": "<hex>"}``: exact, whatever its size;
+- a string holding a surrogate pair (a high and a low surrogate code point in a row) becomes
+  ``{"$str": "<base64 of its UTF-8, surrogates included>"}``, and a dict key holding one
+  ``"$str:<base64>"``: canonical JSON writes such a pair with the same ``\\u`` escapes as the one
+  character it encodes, and two different strings must never share a key. Every other string,
+  lone surrogates included (their escapes are unambiguous), is written as itself;
 - pydantic models and dataclasses are keyed by their field values, not their class name; enums
   by their value;
-- a top-level ``str`` (the common case, a prompt) is hashed from its UTF-8 bytes directly: it is
-  the hot path and JSON-escaping 2 KB costs more than hashing it.
+- a top-level ``str`` (the common case, a prompt) is hashed from its UTF-8 bytes directly
+  (surrogates written as themselves): it is the hot path and JSON-escaping 2 KB costs more than
+  hashing it. A top-level str subclass or enum of str hashes the same way; only its stored
+  canonical text (``Key.canonical``) uses the ``$str`` form above where it holds a pair.
 
 Anything else raises ``KeyMaterialError`` (a ``TypeError``) naming the type and the path
 (``key['tools'][2]``) before anything is called. ``KEY_VERSION`` changes whenever these rules do,
@@ -28,6 +38,7 @@ import enum
 import hashlib
 import json
 import math
+import re
 from typing import Any, final
 
 from pydantic import BaseModel
@@ -43,6 +54,7 @@ __all__ = [
     "normalize",
     "stored_key",
     "validate_namespace",
+    "validate_stored_key",
 ]
 
 KEY_VERSION = "v1"
@@ -51,17 +63,38 @@ _STR_TAG = b"s\x00"  # domain separation: a top-level prompt vs canonical JSON
 _JSON_TAG = b"j\x00"
 _STR_HASHER = hashlib.sha256(_STR_TAG)
 _JSON_HASHER = hashlib.sha256(_JSON_TAG)
+# Punctuation that separates key parts, globs (Redis SCAN) or quotes, and every ASCII control or space.
 _FORBIDDEN_NAMESPACE_CHARS = frozenset(":*?[]\\\"'%") | {chr(c) for c in range(33)} | {"\x7f"}
+# Beyond ASCII: separators (Zs Zl Zp: U+00A0, U+2028...), controls, format characters (U+200B,
+# U+FEFF, U+202E: invisible, or reordering what is shown) and surrogates (not text at all).
+_FORBIDDEN_NAMESPACE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs"})
+_INT_DIGITS = 4300  # the most digits an int in key material is written with as decimal JSON
+_MOST_DECIMAL_INT = 10**_INT_DIGITS - 1  # beyond these bounds: {"$int": hex(n)}
+_LEAST_DECIMAL_INT = -_MOST_DECIMAL_INT
+_SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+_TEXT_TAG = "$str"
 
 
 def normalize(material: object, path: str = "key") -> Any:
     """Reduce key material to plain JSON values, or raise ``KeyMaterialError`` naming the path."""
     # Exact type checks first: they are the common case and bool must not pass as int.
     kind = type(material)
-    if kind is str or kind is bool or material is None:
+    if kind is str:
+        text: str = material  # type: ignore[assignment]
+        if text.isascii():
+            return text
+        try:  # inline: the check runs for every non-ASCII string of every structured key
+            text.encode()
+            return text
+        except UnicodeEncodeError:  # it holds a surrogate: does it hold a pair?
+            return text if _SURROGATE_PAIR.search(text) is None else {_TEXT_TAG: _text_bytes(text)}
+    if kind is bool or material is None:
         return material
     if kind is int:
-        return material
+        number: int = material  # type: ignore[assignment]
+        if _LEAST_DECIMAL_INT <= number <= _MOST_DECIMAL_INT:
+            return number
+        return {"$int": hex(number)}
     if kind is float:
         return _normalize_float(material, path)  # type: ignore[arg-type]
     if kind is dict:
@@ -81,9 +114,9 @@ def normalize(material: object, path: str = "key") -> Any:
     if isinstance(material, bool):
         return bool(material)
     if isinstance(material, str):
-        return str(material)
+        return normalize(str(material), path)
     if isinstance(material, int):
-        return int(material)
+        return normalize(int(material), path)
     if isinstance(material, float):
         return _normalize_float(float(material), path)
     if isinstance(material, dict):
@@ -119,9 +152,46 @@ def _normalize_dict(material: dict[Any, Any], path: str) -> dict[str, Any]:
                     f"{path} has a dict key of type {type(name).__qualname__} ({name!r}); "
                     "dict keys in key material must be str"
                 )
-        key = "$" + name if name.startswith("$") else name
+        if not name.isascii() and _holds_surrogate_pair(name):
+            key = f"{_TEXT_TAG}:{_text_bytes(name)}"
+        else:
+            key = "$" + name if name.startswith("$") else name
         out[key] = normalize(item, f"{path}[{name!r}]")
     return out
+
+
+def _holds_surrogate_pair(text: str) -> bool:
+    """True when ``text`` holds a high surrogate followed by a low one (two code points, not one).
+
+    UTF-8 encoding is the quick scan (it fails on any surrogate); a regex over every string is
+    slower than the JSON escaping it guards.
+    """
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return _SURROGATE_PAIR.search(text) is not None
+    return False
+
+
+def _text_bytes(text: str) -> str:
+    """The exact code points of ``text`` (surrogates too), as base64 of their UTF-8."""
+    return base64.b64encode(text.encode("utf-8", "surrogatepass")).decode("ascii")
+
+
+def _text_of(normal: Any) -> str | None:
+    """The str a top-level normal form stands for (itself, or a ``$str`` tag); ``None`` if not a str.
+
+    No user dict normalises to a ``$str`` tag (theirs become ``$$str``). Normal forms parsed from
+    stored material may come from anywhere: a malformed tag is no str (and matches no str's key).
+    """
+    if type(normal) is str:
+        return normal
+    if type(normal) is dict and len(normal) == 1 and type(normal.get(_TEXT_TAG)) is str:
+        try:
+            return base64.b64decode(normal[_TEXT_TAG], validate=True).decode("utf-8", "surrogatepass")
+        except ValueError:  # not base64 (binascii.Error), or not UTF-8 (UnicodeDecodeError)
+            return None
+    return None
 
 
 def canonical_json(material: object) -> str:
@@ -130,6 +200,8 @@ def canonical_json(material: object) -> str:
         return _dumps(normalize(material))
     except RecursionError:
         raise _too_deep() from None
+    except ValueError as exc:
+        raise _too_long(exc) from None
 
 
 def digest(material: object) -> str:
@@ -151,6 +223,16 @@ def _str_digest(text: str) -> str:
     return hasher.hexdigest()
 
 
+def _too_long(exc: ValueError) -> KeyMaterialError:
+    # Ints of at most 4,300 digits are written as decimal text, which an interpreter whose
+    # int-to-str limit was lowered below that refuses.
+    return KeyMaterialError(
+        f"key material holds an int this interpreter will not write as text ({exc}); ints of up to "
+        f"{_INT_DIGITS} digits are keyed as decimal: keep sys.set_int_max_str_digits() at its "
+        f"default ({_INT_DIGITS}) or higher, or pass the int as hex(n)"
+    )
+
+
 def _too_deep() -> KeyMaterialError:
     # A list that contains itself, or nesting deeper than Python's recursion limit.
     return KeyMaterialError(
@@ -161,9 +243,9 @@ def _too_deep() -> KeyMaterialError:
 
 def digest_of_canonical(text: str) -> str:
     """The digest of key material given as its canonical JSON text (``Entry.material``)."""
-    normal = json.loads(text)
-    if type(normal) is str:
-        return _str_digest(normal)
+    prompt = _text_of(json.loads(text))
+    if prompt is not None:
+        return _str_digest(prompt)
     return _json_digest(text)
 
 
@@ -197,11 +279,14 @@ class Key:
             return Key(material, material, f"{namespace}:{KEY_VERSION}:{_str_digest(material)}")
         try:
             normal = normalize(material)
-            if type(normal) is str:
-                return Key(material, normal, f"{namespace}:{KEY_VERSION}:{_str_digest(normal)}")
+            prompt = _text_of(normal)  # a str subclass or enum: hashed like the str it is
+            if prompt is not None:
+                return Key(material, prompt, f"{namespace}:{KEY_VERSION}:{_str_digest(prompt)}")
             text = _dumps(normal)
         except RecursionError:
             raise _too_deep() from None
+        except ValueError as exc:
+            raise _too_long(exc) from None
         key = Key(material, normal, f"{namespace}:{KEY_VERSION}:{_json_digest(text)}")
         key._canonical = text
         return key
@@ -215,12 +300,16 @@ class Key:
     def canonical(self) -> str:
         """The canonical JSON text of the material (what is stored for inspection)."""
         if self._canonical is None:
-            self._canonical = _dumps(self.normal)
+            self._canonical = _dumps(self._tagged_normal())
         return self._canonical
+
+    def _tagged_normal(self) -> Any:
+        """``normal`` as canonical JSON must show it: a prompt holding a surrogate pair as its tag."""
+        return normalize(self.normal) if type(self.normal) is str else self.normal
 
     def sample(self, slot: int) -> Key:
         """The key of sample ``slot`` (> 0) of this key: material no user key can produce."""
-        normal = {_SAMPLE_TAG: slot, "key": self.normal}
+        normal = {_SAMPLE_TAG: slot, "key": self._tagged_normal()}
         text = _dumps(normal)
         key = Key(self.material, normal, f"{self.namespace}:{KEY_VERSION}:{_json_digest(text)}", self)
         key._canonical = text
@@ -245,14 +334,52 @@ def stored_key(material: object, namespace: str) -> str:
     return f"{namespace}:{KEY_VERSION}:{digest(material)}"
 
 
+_DIGEST_LENGTH = 64
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def validate_stored_key(key: object) -> str:
+    """Return ``key`` if a cache can look it up (``"<namespace>:v1:<sha256 hex>"``), else raise
+    ``ConfigurationError`` saying which part is wrong. Keys from outside (an import file) are
+    checked with it: a key no cache can compute is a row nobody can ever read or clear by name.
+    """
+    if not isinstance(key, str) or key.count(":") != 2:
+        raise ConfigurationError("a stored key has three parts, namespace:version:digest")
+    namespace, version, hexdigest = key.split(":")
+    validate_namespace(namespace)
+    if version != KEY_VERSION:
+        raise ConfigurationError(
+            f"key version {version!r} is not {KEY_VERSION!r}, the one this agentcache computes"
+        )
+    if len(hexdigest) != _DIGEST_LENGTH or not _HEX_DIGITS.issuperset(hexdigest):
+        raise ConfigurationError(f"the digest must be {_DIGEST_LENGTH} lowercase hex digits (sha256)")
+    return key
+
+
 def validate_namespace(namespace: object) -> str:
-    """Return ``namespace`` if it is usable, else raise ``ConfigurationError`` saying why."""
+    """Return ``namespace`` if it is usable, else raise ``ConfigurationError`` saying why.
+
+    A namespace is shown in listings and typed in commands, so it must look like what it is: no
+    whitespace, nothing invisible, no character that could not be stored as text, and none of the
+    characters that separate key parts or act as patterns.
+    """
     if not isinstance(namespace, str) or not namespace:
         raise ConfigurationError(f"namespace must be a non-empty str, not {namespace!r}")
-    bad = sorted(set(namespace) & _FORBIDDEN_NAMESPACE_CHARS)
+    if namespace.isascii():
+        bad = sorted(set(namespace) & _FORBIDDEN_NAMESPACE_CHARS)
+    else:
+        bad = sorted({c for c in namespace if c in _FORBIDDEN_NAMESPACE_CHARS or _is_unseen(c)})
     if bad or len(namespace) > 200:
         raise ConfigurationError(
-            f"namespace {namespace!r} is not usable: use at most 200 characters without "
-            f"whitespace, control characters or any of : * ? [ ] \\ \" ' % (found {bad!r})"
+            f"namespace {namespace!r} is not usable: use at most 200 characters without whitespace, "
+            f"control, invisible (format) or surrogate characters, or any of : * ? [ ] \\ \" ' % "
+            f"(found {bad!r})"
         )
     return namespace
+
+
+def _is_unseen(char: str) -> bool:
+    """True for a character that is whitespace, invisible, a control, or no text (a surrogate)."""
+    import unicodedata  # only for namespaces beyond ASCII
+
+    return char.isspace() or unicodedata.category(char) in _FORBIDDEN_NAMESPACE_CATEGORIES

@@ -445,6 +445,58 @@ def test_bytes_that_are_not_a_value_are_corrupt(data: bytes, value_type: Any) ->
         decode(data, value_type)
 
 
+def test_a_cut_zlib_stream_is_corrupt_not_oversized() -> None:
+    whole = zlib.compress(b'"' + b"a b c " * 1000 + b'"')
+    with pytest.raises(CorruptValue) as raised:
+        decode(b"z" + whole[:-8])
+    assert not isinstance(raised.value, codec.OversizedValue)
+
+
+LIMIT = 4096
+AT_LIMIT = {
+    "json": "x" * (LIMIT - 2),  # its JSON text is LIMIT bytes; stored compressed: z
+    "short json": "x" * 10,  # j
+    "bytes": b"\x00" * LIMIT,  # c
+    "random bytes": bytes(range(256)) * (LIMIT // 256),  # b: zlib cannot shrink it
+}
+
+
+@pytest.mark.parametrize("name", AT_LIMIT)
+def test_values_up_to_the_limit_round_trip_and_one_byte_more_is_refused(name: str) -> None:
+    value = AT_LIMIT[name]
+    limit = LIMIT if name != "short json" else 12  # the JSON text is 12 bytes
+    stored = encode(value, max_bytes=limit)
+    assert decode(stored, max_bytes=limit) == value
+    with pytest.raises(codec.OversizedValue, match=f"larger than max_value_bytes={limit - 1}"):
+        decode(stored, max_bytes=limit - 1)
+    with pytest.raises(UnstorableValueError, match=f"more than max_value_bytes={limit - 1}"):
+        encode(value, max_bytes=limit - 1)
+
+
+def test_a_typed_value_over_the_limit_is_refused() -> None:
+    with pytest.raises(UnstorableValueError, match="max_value_bytes=100"):
+        encode(Summary(title="x" * 200, words=1), Summary, max_bytes=100)
+
+
+def test_inflating_stops_at_the_limit() -> None:
+    import tracemalloc
+
+    stream = zlib.compress(b"a" * (64 * 1024 * 1024), 9)  # 64 KiB that inflate to 64 MiB
+    tracemalloc.start()
+    try:
+        with pytest.raises(codec.OversizedValue):
+            decode(b"c" + stream, max_bytes=1024 * 1024)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024
+
+
+def test_the_default_limit_holds_any_llm_answer() -> None:
+    assert codec.MAX_VALUE_BYTES == 64 * 1024 * 1024
+    assert issubclass(codec.OversizedValue, CorruptValue)
+
+
 def test_wrong_value_type_is_not_a_kind_of_corrupt_value() -> None:
     assert not issubclass(WrongValueType, CorruptValue)
     assert not issubclass(CorruptValue, WrongValueType)

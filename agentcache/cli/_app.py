@@ -467,14 +467,22 @@ def export_command(file: str, namespace: str | None) -> None:
 
 
 @cli.command(name="import")
-@click.argument("file", type=click.File("r", encoding="utf-8"))
+# surrogateescape: bytes that are not UTF-8 reach read_export, which names their line.
+@click.argument("file", type=click.File("r", encoding="utf-8", errors="surrogateescape"))
 @click.option("--overwrite", is_flag=True, help="Replace entries that are already stored.")
-def import_command(file: Any, overwrite: bool) -> None:
+@click.option(
+    "--max-value-bytes",
+    type=click.IntRange(min=1),
+    default=codec.MAX_VALUE_BYTES,
+    show_default=True,
+    help="Refuse values larger than this (before compression), as AgentCache(max_value_bytes=) does.",
+)
+def import_command(file: Any, overwrite: bool, max_value_bytes: int) -> None:
     """Merge the entries of FILE.jsonl ('-': stdin); all or nothing, existing entries kept."""
     ctx, now = _ctx(), time.time()
     lines = file.readlines()
     with ctx.output.progress("checking", len(lines)) as advance:
-        entries = transfer.read_export(lines, _name(file), progress=advance)
+        entries = transfer.read_export(lines, _name(file), progress=advance, max_value_bytes=max_value_bytes)
 
     async def work(store: Store) -> transfer.ImportResult:
         with ctx.output.status(f"writing {len(entries)} entries"):

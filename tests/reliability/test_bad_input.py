@@ -6,6 +6,7 @@ Errors about the caller's input are raised before ``call_fn`` runs (nothing is p
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime
 import decimal
@@ -192,6 +193,19 @@ HOSTILE_NAMESPACES = [
     "nul\x00",
     "del\x7f",
     "x" * 201,
+    # Beyond ASCII: whitespace and invisible characters look like another namespace, or none.
+    "line\u2028separator",
+    "para\u2029separator",
+    "zero\u200bwidth",
+    "\ufeffbom",
+    "no\u00a0break",
+    "ideographic\u3000space",
+    "next\u0085line",
+    "right\u202eto-left",
+    "soft\u00adhyphen",
+    "mongolian\u180evowel",
+    "word\u2060joiner",
+    "lone\ud800surrogate",
 ]
 
 
@@ -208,6 +222,34 @@ async def test_hostile_namespaces_are_rejected_clearly(url: str, namespace: str)
         with pytest.raises(ConfigurationError, match="namespace"):
             cache.key("k", namespace)
     assert upstream.calls == 0
+
+
+@pytest.mark.parametrize("namespace", [ns for ns in HOSTILE_NAMESPACES if ns and len(ns) <= 200])
+def test_the_namespace_error_names_the_characters_it_refuses(namespace: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        AgentCache("memory://", namespace=namespace)
+    message = str(raised.value)
+    assert "without whitespace, control, invisible (format) or surrogate characters" in message
+    found = message.rsplit("(found ", 1)[1].rstrip(")")
+    assert found != "[]"
+    assert all(char in namespace for char in ast.literal_eval(found))
+
+
+@pytest.mark.parametrize(
+    "namespace",
+    [
+        "caf\u00e9",
+        "\u65e5\u672c\u8a9e",
+        "emoji\U0001f600",
+        "e\u0301",
+        "\u0627\u0644\u0639\u0631\u0628\u064a\u0629",
+    ],
+)
+async def test_namespaces_beyond_ascii_that_show_what_they_are_are_usable(url: str, namespace: str) -> None:
+    async with AgentCache(url, namespace=namespace) as cache:
+        await cache.set("k", "v")
+        assert await cache.get("k") == "v"
+        assert cache.key("k").startswith(f"{namespace}:v1:")
 
 
 @pytest.mark.parametrize("namespace", [1, None, b"bytes", ["list"]])

@@ -150,6 +150,36 @@ def test_a_prompt_and_the_same_text_inside_a_structure_are_different_keys(text: 
     assert digest(text) != digest({"prompt": text})
 
 
+# Few characters, so that surrogate pairs, lone halves and the astral character they encode meet.
+surrogate_texts = st.text(
+    alphabet=["\ud83d", "\ude00", "\U0001f600", "\ud800", "\udfff", "a", "$"], max_size=6
+)
+
+
+def joined(text: str) -> str:
+    """``text`` with each surrogate pair replaced by the character it encodes (a different string)."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+
+
+def assert_distinct_keys(a: str, b: str) -> None:
+    assert digest(a) != digest(b)
+    assert digest([a]) != digest([b])
+    assert digest({"k": a}) != digest({"k": b})
+    assert digest({a: 0}) != digest({b: 0})
+
+
+@given(surrogate_texts, surrogate_texts)
+def test_different_strings_never_share_a_key_wherever_they_are(a: str, b: str) -> None:
+    assume(a != b)
+    assert_distinct_keys(a, b)
+
+
+@given(st.tuples(surrogate_texts, surrogate_texts).map(lambda parts: f"{parts[0]}\ud83d\ude00{parts[1]}"))
+def test_a_string_and_its_pairs_joined_never_share_a_key(text: str) -> None:
+    assert joined(text) != text  # it holds a surrogate pair
+    assert_distinct_keys(text, joined(text))
+
+
 @given(st.binary(max_size=32))
 def test_bytes_never_collide_with_a_dict_that_looks_like_their_encoding(blob: bytes) -> None:
     import base64
