@@ -324,13 +324,16 @@ class RedisStore:
             self._flush_task = loop.create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
+        # Asked here, not in `finally`: a loop closed without cancelling this task destroys it
+        # later, with no loop running, and `finally` must not need one then.
+        me = asyncio.current_task()
         try:
             await asyncio.sleep(_HIT_FLUSH_DELAY)
             await self._flush_hits()
         except BackendError as exc:  # bookkeeping only: never worth failing anything for
             log.debug("dropped hit bookkeeping for %s: %s", self.url, exc)
         finally:
-            if self._flush_task is asyncio.current_task():
+            if self._flush_task is me:
                 self._flush_task = None
 
     async def _flush_hits(self) -> None:
