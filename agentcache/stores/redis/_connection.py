@@ -5,10 +5,12 @@ Everything the store and its leases send goes through here:
 - ``client()`` builds the client and its connection pool from the URL on first use, for the
   running event loop. redis-py's pools, connections and locks belong to the loop that made them,
   so when a later loop asks (a second ``asyncio.run``, a notebook cell, the next pytest test) the
-  old client is dropped and a new one is built; the old loop is closed, so nothing is awaited on
+  old client is dropped and a new one is built; the old loop has stopped, so nothing is awaited on
   it (its sockets are closed when the abandoned objects are collected). Whoever keeps other
   per-loop state (the leases' listener, the store's hit timer) registers ``on_new_loop`` to drop
-  it at that moment.
+  it at that moment. The store's parts share one ``LoopBinding`` (``loop_binding``): a loop
+  asking while the one served still runs (another thread) gets ``EventLoopConflictError``, and
+  the running loop's client is left alone.
 - ``translated(what)`` is the one place redis-py's errors become ours: connection failures and
   timeouts become ``BackendUnavailableError``, anything else ``BackendError``, ``from`` the
   driver's exception, the message naming the redacted URL.
@@ -36,6 +38,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..._loops import LoopBinding
 from ...errors import BackendError, BackendUnavailableError
 from .. import redact_url
 
@@ -46,7 +49,16 @@ __all__ = ["RedisConnection", "unreachable"]
 class RedisConnection:
     """The redis-py client of one Redis URL, rebuilt for each event loop that uses it."""
 
-    __slots__ = ("_client", "_loop", "_on_new_loop", "_options", "_raw_url", "_scripts", "url")
+    __slots__ = (
+        "_client",
+        "_loop",
+        "_on_new_loop",
+        "_options",
+        "_raw_url",
+        "_scripts",
+        "loop_binding",
+        "url",
+    )
 
     def __init__(
         self,
@@ -73,6 +85,9 @@ class RedisConnection:
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self._on_new_loop: list[Callable[[], None]] = []
+        # The loop every part of the store serves (this client, the store's and the leases'
+        # batchers): shared, so that no part adopts a loop the others refuse.
+        self.loop_binding = LoopBinding(f"Redis store {self.url}")
 
     def __repr__(self) -> str:
         return f"RedisConnection({self.url!r})"
@@ -87,10 +102,14 @@ class RedisConnection:
         self._on_new_loop.append(forget)
 
     def follow_loop(self) -> asyncio.AbstractEventLoop:
-        """Adopt the running event loop, dropping the previous loop's client unawaited; return it."""
+        """Adopt the running event loop, dropping the previous loop's client unawaited; return it.
+
+        ``EventLoopConflictError`` if the loop served so far is still running (another thread).
+        """
         loop = asyncio.get_running_loop()
         if loop is self._loop:
             return loop
+        self.loop_binding.bind(loop)  # before the client of the loop served so far is dropped
         stale = self._loop is not None
         self._loop = loop
         self._client = None

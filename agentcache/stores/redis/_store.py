@@ -102,10 +102,13 @@ class RedisStore:
         self._leases = RedisLeases(self._connection, prefix)
         # A server that cannot be reached is the same outage for what is queued behind the batch
         # that found out: those fail with it at once rather than each waiting out a timeout.
+        loop_binding = self._connection.loop_binding
         self._reads: MicroBatcher[Sequence[str], dict[str, Entry]] = MicroBatcher(
-            self._read_batch, shares_outage=unreachable
+            self._read_batch, shares_outage=unreachable, loop_binding=loop_binding
         )
-        self._writes: MicroBatcher[_Write, None] = MicroBatcher(self._write_batch, shares_outage=unreachable)
+        self._writes: MicroBatcher[_Write, None] = MicroBatcher(
+            self._write_batch, shares_outage=unreachable, loop_binding=loop_binding
+        )
         # Who touches these: only the event loop's thread.
         self._opened = False
         self._hits: dict[str, tuple[int, float]] = {}  # waiting to be flushed: key -> (count, last hit)

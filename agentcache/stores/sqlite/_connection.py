@@ -15,7 +15,9 @@ Everything that concerns the file rather than its rows happens here:
   boundary where sqlite3's errors become ours (``translated``).
 - **Following the event loop**: connections serve the loop that made them. When another loop asks
   (a second ``asyncio.run``), the old ones are abandoned without awaiting anything on the dead loop
-  and new ones are made lazily; ``on_new_loop`` tells collaborators holding per-loop state.
+  and new ones are made lazily; ``on_new_loop`` tells collaborators holding per-loop state. The
+  store's parts share one ``LoopBinding`` (``loop_binding``): a loop asking while the one served
+  still runs (another thread) gets ``EventLoopConflictError`` from whichever part it reaches first.
 - **Leaving no worker thread behind** that could post a result to a closed loop, which kills it
   with "Event loop is closed": a task cancelled with a statement in hand (``asyncio.run`` cancels
   what is left on its way out) waits for it to ``settle``; a connection that fails half-way
@@ -39,6 +41,7 @@ from typing import final
 
 import aiosqlite
 
+from ..._loops import LoopBinding
 from ...errors import (
     AgentCacheError,
     BackendError,
@@ -103,6 +106,7 @@ class SQLiteFile:
         "_reader",
         "_writer",
         "busy_timeout",
+        "loop_binding",
         "path",
     )
 
@@ -113,6 +117,9 @@ class SQLiteFile:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The loop every part of the store serves (this file, the group commit, the reader, the
+        # leases): shared, so that no part adopts a loop the others refuse.
+        self.loop_binding = LoopBinding(f"SQLite store {path}")
         self._lock = asyncio.Lock()  # replaced per loop: an asyncio lock binds to the loop it waits on
         self._creates = True  # how a lazy (re)connection opens: as the last explicit open did
         self._new_loop_callbacks: list[Callable[[], None]] = []
@@ -186,10 +193,14 @@ class SQLiteFile:
             log.debug("closed %s", self.path)
 
     def follow_loop(self) -> None:
-        """Adopt the running loop: drop the connections of a previous one (it has ended)."""
+        """Adopt the running loop: drop the connections of a previous one (it has stopped).
+
+        ``EventLoopConflictError`` if the loop served so far is still running (another thread).
+        """
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             return
+        self.loop_binding.bind(loop)  # before the connections of the loop served so far are dropped
         stale = self._loop is not None
         self._loop = loop
         self._lock = asyncio.Lock()
