@@ -4,7 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EXTRAS := dev
 
-.PHONY: demo test lint types unit test-slow bench bench-peers bench-scale clean
+# Every Python that pyproject.toml supports; `make test-pythons` runs the unit tests on each.
+PYTHONS := 3.10 3.11 3.12 3.13
+PYENV_ROOT ?= $(HOME)/.pyenv
+# The interpreter of Python X.Y: pyenv's newest X.Y.*, else pythonX.Y on the PATH.
+python_for = $(or $(shell ls -d $(PYENV_ROOT)/versions/$(1).*/bin/python$(1) 2>/dev/null | sort -V | tail -n 1),python$(1))
+
+.PHONY: demo test lint types unit test-slow test-pythons bench bench-peers bench-scale clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +38,22 @@ test: lint types unit
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -m slow --run-slow
 
+# One venv per Python (.venv-3.12, ...) with ".[dev]", and the unit tests in each; lint and types
+# need one run only (`make test`).
+# SKIP_PYTHONS: versions tested already (CI skips the one `make test` ran on).
+test-pythons: $(foreach v,$(filter-out $(SKIP_PYTHONS),$(PYTHONS)),test-python-$(v))
+
+test-python-%: .venv-%/.installed
+	@echo "== Python $* =="
+	.venv-$*/bin/python -m pytest -q
+
+.PRECIOUS: .venv-%/.installed
+.venv-%/.installed: pyproject.toml
+	$(call python_for,$*) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install -q --upgrade pip
+	.venv-$*/bin/python -m pip install -q -e ".[dev]"
+	touch $@
+
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks
 
@@ -45,4 +67,4 @@ bench-scale: $(VENV)/.installed
 	$(PY) -m benchmarks.scale $(SCALE_ARGS)
 
 clean:
-	rm -rf $(VENV) .agentcache .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-* .agentcache .mypy_cache .ruff_cache .pytest_cache
