@@ -4,7 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EXTRAS := dev
 
-.PHONY: demo test lint types unit test-slow test-pydantic-ai-range bench bench-peers bench-scale docs plots clean
+# Every Python that pyproject.toml supports; `make test-pythons` runs the unit tests on each.
+PYTHONS := 3.10 3.11 3.12 3.13
+PYENV_ROOT ?= $(HOME)/.pyenv
+# The interpreter of Python X.Y: pyenv's newest X.Y.*, else pythonX.Y on the PATH.
+python_for = $(or $(shell ls -d $(PYENV_ROOT)/versions/$(1).*/bin/python$(1) 2>/dev/null | sort -V | tail -n 1),python$(1))
+
+.PHONY: demo test lint types unit test-slow test-pythons test-pydantic-ai-range bench bench-peers bench-scale docs plots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +63,22 @@ test-pydantic-ai-range: $(call PAI_VENV,$(PAI_OLDEST))/.installed $(call PAI_VEN
 	AGENTCACHE_RECORD_PYTHON=$(CURDIR)/$(call PAI_VENV,$(PAI_OLDEST))/bin/python \
 		$(call PAI_VENV,$(PAI_NEWEST))/bin/python -m pytest -q $(PAI_TESTS)
 
+# One venv per Python (.venv-3.12, ...) with ".[dev]", and the unit tests in each; lint and types
+# need one run only (`make test`).
+# SKIP_PYTHONS: versions tested already (CI skips the one `make test` ran on).
+test-pythons: $(foreach v,$(filter-out $(SKIP_PYTHONS),$(PYTHONS)),test-python-$(v))
+
+test-python-%: .venv-%/.installed
+	@echo "== Python $* =="
+	.venv-$*/bin/python -m pytest -q
+
+.PRECIOUS: .venv-%/.installed
+.venv-%/.installed: pyproject.toml
+	$(call python_for,$*) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install -q --upgrade pip
+	.venv-$*/bin/python -m pip install -q -e ".[dev]"
+	touch $@
+
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks
 
@@ -83,4 +105,4 @@ $(VENV)/.docs-installed: $(VENV)/.installed
 	touch $@
 
 clean:
-	rm -rf $(VENV) .venv-pai-* .agentcache .mypy_cache .ruff_cache .pytest_cache site
+	rm -rf $(VENV) .venv-* .agentcache .mypy_cache .ruff_cache .pytest_cache site

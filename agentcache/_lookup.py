@@ -30,6 +30,7 @@ from typing import Any, Final, final
 
 from . import codec
 from ._guard import StoreGuard
+from ._loops import LoopBinding
 from ._notices import Notices
 from ._options import Mode
 from ._request import Fetched, Request, invoke
@@ -149,6 +150,7 @@ class Lookup:
         clock: Callable[[], float],
         store_key_material: bool,
         max_value_bytes: int = codec.MAX_VALUE_BYTES,
+        loop_binding: LoopBinding | None = None,
     ) -> None:
         self._mode = mode
         self._writes = mode.writes  # fixed per cache; an enum property costs a lookup per miss
@@ -163,7 +165,7 @@ class Lookup:
         self._clock = clock
         self._store_key_material = store_key_material
         self._max_value_bytes = max_value_bytes
-        self._flight: SingleFlight[_Answer] = SingleFlight()
+        self._flight: SingleFlight[_Answer] = SingleFlight(loop_binding)
         # The store's hit bookkeeping (memory:// is its own store). It is a write too: modes that
         # never write (replay, read_only) keep none. The facade's fast path calls it as well.
         self.note_hit: Callable[[str, float], None] = _no_bookkeeping

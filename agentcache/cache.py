@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, overload
 from . import codec
 from ._guard import StoreGuard
 from ._lookup import Lookup
+from ._loops import LoopBinding
 from ._options import Mode, OnStoreError, parse_mode, parse_on_store_error, parse_ttl, store_from_setting
 from ._request import Fetched, Request, invoke
 from .errors import ConfigurationError
@@ -119,6 +120,7 @@ class AgentCache:
             clock=clock,
             store_key_material=store_key_material,
             max_value_bytes=max_value_bytes,
+            loop_binding=LoopBinding(repr(self)),  # the flight's: one running event loop at a time
         )
         self._note_hit = self._lookup.note_hit  # bound once: the fast path runs it on every hit
         self._store_key_material = store_key_material

@@ -8,6 +8,8 @@
     ├── ConfigurationError (ValueError)  a bad URL, mode, TTL, namespace or option
     │   └── NotACacheFileError           the path holds a file that is not an agentcache database
     ├── CacheMissError (LookupError)     replay mode met a key that was never recorded
+    ├── EventLoopConflictError           a second event loop used a cache (or store) while the
+    │   (RuntimeError)                   first, in another thread, is still running
     └── BackendError                     the store failed (translated from its driver's error)
         └── BackendUnavailableError      the store cannot be reached or opened at all
             └── StoreMissingError        replay mode found no store to read (nothing is created)
@@ -27,6 +29,7 @@ __all__ = [
     "BackendUnavailableError",
     "CacheMissError",
     "ConfigurationError",
+    "EventLoopConflictError",
     "KeyMaterialError",
     "NotACacheFileError",
     "StoreMissingError",
@@ -69,6 +72,16 @@ class CacheMissError(AgentCacheError, LookupError):
         if explanation:
             message = f"{message}\n{explanation}"
         super().__init__(message)
+
+
+class EventLoopConflictError(AgentCacheError, RuntimeError):
+    """A cache or store was used from a second event loop while the first one still runs.
+
+    Its connections, batches and pending calls belong to the first loop; one instance serves one
+    running loop at a time (loops that follow each other, ``asyncio.run`` after ``asyncio.run``,
+    are fine). Nothing was done for the refused call: create one ``AgentCache`` per thread or
+    event loop (instances on one ``sqlite:///`` or ``redis://`` URL share their entries).
+    """
 
 
 class BackendError(AgentCacheError):

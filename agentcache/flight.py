@@ -18,6 +18,11 @@ arriving in either phase joins it (DESIGN §3):
   removes a newer lookup of the same key.
 - ``run`` tells each caller whether it joined a lookup somebody else led.
 
+Every lookup in the table belongs to one event loop (its futures do). A later loop takes the table
+over once that one has stopped (a second ``asyncio.run``): the lookups it left can never land, so
+they are dropped. A loop that arrives while the first still runs (another thread) is refused with
+``EventLoopConflictError`` (``LoopBinding``), and the first loop's lookups are left alone.
+
 Who touches what: ``_flights`` and each record's fields only from the event loop's thread,
 between awaits, so no lock is needed.
 """
@@ -28,6 +33,8 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar, cast, final
+
+from ._loops import LoopBinding
 
 __all__ = ["SingleFlight"]
 
@@ -53,10 +60,12 @@ class _Flight(Generic[T]):
 class SingleFlight(Generic[T]):
     """One pending lookup per key; every concurrent caller of that key gets its outcome."""
 
-    __slots__ = ("_flights",)
+    __slots__ = ("_flights", "_loop", "_loop_binding")
 
-    def __init__(self) -> None:
+    def __init__(self, loop_binding: LoopBinding | None = None) -> None:
         self._flights: dict[Hashable, _Flight[T]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of every lookup in the table
+        self._loop_binding = loop_binding if loop_binding is not None else LoopBinding("a SingleFlight")
 
     def __len__(self) -> int:
         """How many keys have a lookup pending."""
@@ -82,12 +91,10 @@ class SingleFlight(Generic[T]):
         (``arg`` rather than closures: a caller that joins builds nothing.)
         """
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._follow(loop)
         while True:
             flight = self._flights.get(key)
-            if flight is not None and flight.loop is not loop:
-                # Left by an event loop that was closed with it pending: it will never land.
-                self._drop(key, flight)
-                flight = None
             if flight is None:
                 break
             waiter = self._join(flight)
@@ -127,6 +134,9 @@ class SingleFlight(Generic[T]):
 
         Awaiting them lets their cleanup (a lease handed back) finish before the store closes.
         """
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._follow(loop)  # what a stopped loop left is dropped, not cancelled on that loop
         cancelled: list[asyncio.Future[T]] = []
         for key, flight in list(self._flights.items()):
             if flight.task is not None and not flight.task.done():
@@ -134,6 +144,13 @@ class SingleFlight(Generic[T]):
                 cancelled.append(flight.task)
             self._drop(key, flight)
         return cancelled
+
+    def _follow(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Take the table over for ``loop``; ``EventLoopConflictError`` while the previous one runs."""
+        self._loop_binding.bind(loop)
+        # Left by a loop that has stopped with them pending: they will never land.
+        self._flights = {}
+        self._loop = loop
 
     @staticmethod
     def _join(flight: _Flight[T]) -> asyncio.Future[T]:

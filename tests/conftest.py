@@ -6,7 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import FakeClock
+from tests.helpers import PYDANTIC_AI_UNAVAILABLE, FakeClock
+
+# What imports pydantic-ai is not collected where it cannot be installed (Python 3.10); the report
+# header says so.
+PYDANTIC_AI_TESTS = ["pydantic_ai", "test_explain.py"]
+collect_ignore = PYDANTIC_AI_TESTS if PYDANTIC_AI_UNAVAILABLE else []
+
+
+def pytest_report_header() -> str | None:
+    if not collect_ignore:
+        return None
+    return f"pydantic-ai needs Python 3.11+: not collected here: {', '.join(PYDANTIC_AI_TESTS)}"
 
 
 @pytest.fixture

@@ -1,10 +1,21 @@
-"""Test helpers shared by several test modules: a settable clock, counting upstream calls."""
+"""Test helpers shared by several test modules: a settable clock, counting upstream calls.
+
+Also ``PYDANTIC_AI_UNAVAILABLE``: whether this Python cannot have pydantic-ai at all.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+PYDANTIC_AI_UNAVAILABLE = sys.version_info < (3, 11) and importlib.util.find_spec("pydantic_ai") is None
+"""pydantic-ai needs Python 3.11+ (pyproject.toml): on 3.10 the tests that need it do not run.
+
+On 3.11 and later ``.[dev]`` installs it, so a missing pydantic-ai there fails those tests instead.
+"""
 
 
 class FakeClock:

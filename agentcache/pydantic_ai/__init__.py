@@ -26,11 +26,16 @@ routes build identical keys). This is the only package of agentcache that import
 
 from __future__ import annotations
 
+import sys
+
 try:
     import pydantic_ai  # noqa: F401 - fail here, with the extra to install
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    # The extra cannot be installed on 3.10 (pydantic-ai-slim needs 3.11): say so rather than
+    # send the user to a pip command that will refuse.
+    python = "" if sys.version_info >= (3, 11) else " on Python 3.11 or later (pydantic-ai needs it)"
     raise ImportError(
-        'agentcache.pydantic_ai needs pydantic-ai: pip install "agentcache[pydantic-ai]"'
+        f'agentcache.pydantic_ai needs pydantic-ai: pip install "agentcache[pydantic-ai]"{python}'
     ) from exc
 
 from . import _evals

@@ -16,11 +16,14 @@ A submitter cancelled while its item is in a batch does not undo the item (it ma
 way to the server); ``on_abandoned(item, result)`` hears of each such result when its batch lands,
 so that an owner can undo what must not outlive its submitter (a lease claim that won).
 
-One event-loop policy: a batcher follows the running loop. Work queued by a loop that has since
-closed (a finished ``asyncio.run``) was never acknowledged to anyone and can never complete, so it
+One event-loop policy: a batcher follows the running loop, once the loop it served has stopped
+(``LoopBinding``, shared by the batchers of one store). Work queued by a loop that has since
+stopped (a finished ``asyncio.run``) was never acknowledged to anyone and can never complete, so it
 is dropped, and ``on_new_loop`` lets the owner drop what else belonged to that loop (connections)
 before the first item of the new loop is queued. A store used from a second ``asyncio.run``
-therefore reconnects; it never raises "Event loop is closed".
+therefore reconnects; it never raises "Event loop is closed". A second loop that submits while the
+first still runs (another thread) gets ``EventLoopConflictError``, and the first loop's queue is
+left as it was.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar, final
+
+from .._loops import LoopBinding
 
 __all__ = ["MicroBatcher"]
 
@@ -45,12 +50,14 @@ class MicroBatcher(Generic[ItemT, ResultT]):
     """Runs ``run(items)`` once per batch of submitted items; each submitter gets its own result.
 
     ``run`` returns one result per item, in order. ``max_batch`` bounds the items of one run (the
-    rest wait for the next); by default every item waiting shares one run.
+    rest wait for the next); by default every item waiting shares one run. ``loop_binding``: the
+    ``LoopBinding`` shared with the owner's other loop-bound parts (by default one of its own).
     """
 
     __slots__ = (
         "_drain",
         "_loop",
+        "_loop_binding",
         "_max",
         "_on_abandoned",
         "_on_new_loop",
@@ -67,8 +74,10 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         on_new_loop: Callable[[], None] | None = None,
         on_abandoned: Callable[[ItemT, ResultT], None] | None = None,
         shares_outage: Callable[[Exception], bool] | None = None,
+        loop_binding: LoopBinding | None = None,
     ) -> None:
         self._run = run
+        self._loop_binding = loop_binding if loop_binding is not None else LoopBinding("a MicroBatcher")
         self._max = max_batch
         self._on_new_loop = on_new_loop
         self._on_abandoned = on_abandoned
@@ -88,9 +97,13 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         return self._drain is not None or bool(self._pending)
 
     def follow_loop(self) -> asyncio.AbstractEventLoop:
-        """Adopt the running loop, dropping what a previous (closed) loop left; return the loop."""
+        """Adopt the running loop, dropping what a previous (stopped) loop left; return the loop.
+
+        ``EventLoopConflictError`` if the loop served so far is still running (another thread).
+        """
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
+            self._loop_binding.bind(loop)  # before anything of the loop served so far is dropped
             stale = self._loop is not None
             self._loop = loop
             self._pending, self._drain = [], None

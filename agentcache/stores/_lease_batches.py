@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import final
 
+from .._loops import LoopBinding
 from ._batch import MicroBatcher
 
 __all__ = ["LeaseBatches"]
@@ -25,6 +26,7 @@ class LeaseBatches:
 
     ``shares_outage``: the store's test for a failure that what is queued would only meet again
     (``MicroBatcher``): a claim behind one that waited out a lock fails with it, at once.
+    ``loop_binding``: the store's ``LoopBinding``, which both batchers share with its other parts.
     """
 
     __slots__ = ("claims", "releases")
@@ -35,11 +37,17 @@ class LeaseBatches:
         release_batch: Callable[[list[Release]], Awaitable[Sequence[None]]],
         *,
         shares_outage: Callable[[Exception], bool] | None = None,
+        loop_binding: LoopBinding | None = None,
     ) -> None:
         self.claims: MicroBatcher[Claim, bool] = MicroBatcher(
-            claim_batch, on_abandoned=self._give_back, shares_outage=shares_outage
+            claim_batch,
+            on_abandoned=self._give_back,
+            shares_outage=shares_outage,
+            loop_binding=loop_binding,
         )
-        self.releases: MicroBatcher[Release, None] = MicroBatcher(release_batch, shares_outage=shares_outage)
+        self.releases: MicroBatcher[Release, None] = MicroBatcher(
+            release_batch, shares_outage=shares_outage, loop_binding=loop_binding
+        )
 
     def _give_back(self, claim: Claim, won: bool) -> None:
         if won:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
+from agentcache import EventLoopConflictError
 from agentcache.stores._batch import MicroBatcher
+
+JOIN = 60.0  # seconds: a bound on what must never hang
 
 
 async def test_concurrent_submissions_share_a_batch_and_get_their_own_result() -> None:
@@ -101,3 +105,35 @@ async def test_other_failures_do_not_fail_what_is_queued() -> None:
     results = await asyncio.gather(first, second, return_exceptions=True)
     assert isinstance(results[0], ValueError)
     assert results[1] == 2
+
+
+def test_a_second_running_loop_is_refused_and_the_first_loops_queue_still_lands() -> None:
+    """Another thread's loop submitting meanwhile must not take over (and drop) what is queued."""
+    gate, in_flight = threading.Event(), threading.Event()
+
+    async def run(items: list[int]) -> list[int]:
+        in_flight.set()
+        await asyncio.to_thread(gate.wait, JOIN)
+        return [i * 10 for i in items]
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(run, max_batch=1)
+    landed: list[int] = []
+
+    async def owner() -> None:
+        first, queued = batcher.submit(1), batcher.submit(2)  # 2 waits for the batch after 1's
+        landed.extend(await asyncio.wait_for(asyncio.gather(first, queued), JOIN))
+
+    async def intruder() -> None:
+        try:
+            with pytest.raises(EventLoopConflictError, match="a MicroBatcher is serving an event loop"):
+                batcher.submit_nowait(3)
+        finally:
+            gate.set()
+
+    thread = threading.Thread(target=lambda: asyncio.run(owner()), name="owner")
+    thread.start()
+    assert in_flight.wait(JOIN)  # the owner's loop is running, waiting on its first batch
+    asyncio.run(intruder())
+    thread.join(JOIN)
+    assert not thread.is_alive()
+    assert landed == [10, 20]

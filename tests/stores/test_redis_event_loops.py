@@ -124,6 +124,37 @@ def test_a_loop_closed_with_work_pending_is_left_alone(url: str, monkeypatch: py
     asyncio.run(later())
 
 
+def test_a_loop_closed_with_a_hit_flush_pending_is_left_alone(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hit-bookkeeping flush of a loop closed without cancelling it dies quietly, counts kept."""
+    unraisable: list[str] = []
+    monkeypatch.setattr(
+        sys, "unraisablehook", lambda u: unraisable.append(f"{u.exc_value!r} in {u.object!r}")
+    )
+    store = redis_store(url)
+
+    async def store_and_hit() -> None:
+        await store.set_many([("ns:v1:k", Entry(b"v", NOW))])
+        store.note_hit("ns:v1:k", NOW + 1)  # starts the flush task, which sleeps a second first
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(store_and_hit())
+    finally:
+        loop.close()  # the flush task is still sleeping on it
+    del loop
+
+    async def later() -> list[tuple[str, Entry]]:
+        await store.aclose()  # drops the closed loop's flush task; flushes the hit it counted
+        return [item async for item in store.scan("ns")]
+
+    ((_, entry),) = asyncio.run(later())
+    assert (entry.hits, entry.last_hit_at) == (1, NOW + 1)
+    gc.collect()  # the dropped task's coroutine is closed now, with no event loop running
+    assert unraisable == []
+
+
 def test_release_notifications_reach_a_second_asyncio_runs_waiters(url: str) -> None:
     waiter, holder = redis_store(url), redis_store(url)
 

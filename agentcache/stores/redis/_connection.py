@@ -45,6 +45,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..._loops import LoopBinding
 from ...errors import BackendError, BackendUnavailableError, ConfigurationError
 from .._url import redact_url, split_url
 
@@ -58,7 +59,16 @@ DEFAULT_TIMEOUT = 1.0
 class RedisConnection:
     """The redis-py client of one Redis URL, rebuilt for each event loop that uses it."""
 
-    __slots__ = ("_client", "_loop", "_on_new_loop", "_options", "_raw_url", "_scripts", "url")
+    __slots__ = (
+        "_client",
+        "_loop",
+        "_on_new_loop",
+        "_options",
+        "_raw_url",
+        "_scripts",
+        "loop_binding",
+        "url",
+    )
 
     def __init__(
         self,
@@ -91,6 +101,9 @@ class RedisConnection:
         self._client: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self._on_new_loop: list[Callable[[], None]] = []
+        # The loop every part of the store serves (this client, the store's and the leases'
+        # batchers): shared, so that no part adopts a loop the others refuse.
+        self.loop_binding = LoopBinding(f"Redis store {self.url}")
 
     def __repr__(self) -> str:
         return f"RedisConnection({self.url!r})"
@@ -109,6 +122,7 @@ class RedisConnection:
         loop = asyncio.get_running_loop()
         if loop is self._loop:
             return loop
+        self.loop_binding.bind(loop)  # before the client of the loop served so far is dropped
         stale = self._loop is not None
         self._loop = loop
         self._client = None

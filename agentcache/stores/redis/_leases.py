@@ -68,7 +68,12 @@ class RedisLeases:
         self._prefix = prefix
         self.channel = f"{prefix}released"
         """The pub/sub channel on which releases are announced."""
-        self._batches = LeaseBatches(self._claim_batch, self._release_batch, shares_outage=unreachable)
+        self._batches = LeaseBatches(
+            self._claim_batch,
+            self._release_batch,
+            shares_outage=unreachable,
+            loop_binding=connection.loop_binding,
+        )
         # Who touches these: only the event loop's thread; both belong to the running loop.
         # This process's waiters: key -> events to set when the key's lease is released.
         self._waiters: dict[str, set[asyncio.Event]] = {}

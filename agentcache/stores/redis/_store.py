@@ -109,10 +109,13 @@ class RedisStore:
         self._leases = RedisLeases(self._connection, prefix)
         # A server that cannot be reached is the same outage for what is queued behind the batch
         # that found out: those fail with it at once rather than each waiting out a timeout.
+        loop_binding = self._connection.loop_binding
         self._reads: MicroBatcher[Sequence[str], dict[str, Entry]] = MicroBatcher(
-            self._read_batch, shares_outage=unreachable
+            self._read_batch, shares_outage=unreachable, loop_binding=loop_binding
         )
-        self._writes: MicroBatcher[_Write, None] = MicroBatcher(self._write_batch, shares_outage=unreachable)
+        self._writes: MicroBatcher[_Write, None] = MicroBatcher(
+            self._write_batch, shares_outage=unreachable, loop_binding=loop_binding
+        )
         # Who touches these: only the event loop's thread.
         self._opened = False
         self._hits: dict[str, tuple[int, float]] = {}  # waiting to be flushed: key -> (count, last hit)
@@ -331,13 +334,16 @@ class RedisStore:
             self._flush_task = loop.create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
+        # Asked here, not in `finally`: a loop closed without cancelling this task destroys it
+        # later, with no loop running, and `finally` must not need one then.
+        me = asyncio.current_task()
         try:
             await asyncio.sleep(_HIT_FLUSH_DELAY)
             await self._flush_hits()
         except BackendError as exc:  # bookkeeping only: never worth failing anything for
             log.debug("dropped hit bookkeeping for %s: %s", self.url, exc)
         finally:
-            if self._flush_task is asyncio.current_task():
+            if self._flush_task is me:
                 self._flush_task = None
 
     async def _flush_hits(self) -> None:

@@ -33,6 +33,7 @@ from typing import Any, final
 
 import aiosqlite
 
+from ..._loops import LoopBinding
 from ...errors import BackendError
 from .._batch import MicroBatcher
 from ._connect import settle, translated
@@ -85,7 +86,7 @@ class GroupCommit:
         # A write that waited out the busy timeout on another process's lock: the writes queued
         # behind it would each wait it out again, so they fail with it (the cache rests the store).
         self._writes: MicroBatcher[Upsert | Outside | WriteJob, Any] = MicroBatcher(
-            self._commit, shares_outage=is_lock_timeout
+            self._commit, shares_outage=is_lock_timeout, loop_binding=file.loop_binding
         )
         # Who touches these: only the event loop's thread, between awaits.
         self._hits: dict[str, list[float]] = {}  # key -> [count, last hit]
@@ -94,6 +95,11 @@ class GroupCommit:
         self._claims_created = False  # the transaction in progress made sure of it
         file.on_new_loop(self._forget_hit_timer)
         file.on_replaced(self._forget_claims_table)
+
+    @property
+    def loop_binding(self) -> LoopBinding:
+        """The store's ``LoopBinding`` (the file's), for the batchers that write through this one."""
+        return self._file.loop_binding
 
     async def upsert(self, rows: list[tuple[Any, ...]], release: tuple[str, str] | None = None) -> None:
         """Insert or replace ``rows`` (and delete the claim ``release``); returns once committed."""
@@ -129,7 +135,10 @@ class GroupCommit:
             counted[0] += 1
             counted[1] = now
         if self._hit_timer is None and self._file.is_open:
-            self._hit_timer = asyncio.get_running_loop().call_later(HIT_FLUSH_SECONDS, self._flush_hits_soon)
+            loop = asyncio.get_running_loop()
+            # Refused here, to the caller: a flush scheduled on a refused loop would fail unseen.
+            self._file.loop_binding.check(loop)
+            self._hit_timer = loop.call_later(HIT_FLUSH_SECONDS, self._flush_hits_soon)
 
     def discard_hits(self) -> None:
         """Drop the counted hits (the file cannot take them)."""

@@ -25,7 +25,9 @@ while open) and ``_connect.py`` (its connections, schema, read-only fallback, er
   Both raise a ``BackendUnavailableError`` saying so, once per failure: the cache fails open.
 - **Following the event loop**: connections serve the loop that made them. When another loop asks
   (a second ``asyncio.run``), the old ones are abandoned without awaiting anything on the dead loop
-  and new ones are made lazily; ``on_new_loop`` tells collaborators holding per-loop state.
+  and new ones are made lazily; ``on_new_loop`` tells collaborators holding per-loop state. The
+  store's parts share one ``LoopBinding`` (``loop_binding``): a loop asking while the one served
+  still runs (another thread) gets ``EventLoopConflictError`` from whichever part it reaches first.
 - **Leaving no worker thread behind** that could post a result to a closed loop, which kills it
   with "Event loop is closed": a connection of a dead loop is stopped from a thread of its own; the
   connections of a file collected while still open are stopped without any event loop, not by
@@ -46,6 +48,7 @@ from typing import NoReturn, final
 
 import aiosqlite
 
+from ..._loops import LoopBinding
 from ...errors import BackendError, BackendUnavailableError, NotACacheFileError
 from ._connect import STALE_JOIN_SECONDS, Connections, DamagedFileError, connect, translated, worker
 from ._watch import FileWatch, Problem
@@ -87,6 +90,7 @@ class SQLiteFile:
         "_replaced_callbacks",
         "_writer",
         "busy_timeout",
+        "loop_binding",
         "path",
     )
 
@@ -102,6 +106,9 @@ class SQLiteFile:
         # never read or written again while the path names it.
         self._condemned: tuple[tuple[int, int] | None, DamagedFileError] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The loop every part of the store serves (this file, the group commit, the reader, the
+        # leases): shared, so that no part adopts a loop the others refuse.
+        self.loop_binding = LoopBinding(f"SQLite store {path}")
         self._lock = asyncio.Lock()  # replaced per loop: an asyncio lock binds to the loop it waits on
         self._creates = True  # how a lazy (re)connection opens: as the last explicit open did
         self._new_loop_callbacks: list[Callable[[], None]] = []
@@ -218,10 +225,14 @@ class SQLiteFile:
         await self._close(writer_first=self._condemned is not None)
 
     def follow_loop(self) -> None:
-        """Adopt the running loop: drop the connections of a previous one (it has ended)."""
+        """Adopt the running loop: drop the connections of a previous one (it has stopped).
+
+        ``EventLoopConflictError`` if the loop served so far is still running (another thread).
+        """
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             return
+        self.loop_binding.bind(loop)  # before the connections of the loop served so far are dropped
         stale = self._loop is not None
         self._loop = loop
         self._lock = asyncio.Lock()

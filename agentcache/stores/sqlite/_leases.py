@@ -42,7 +42,12 @@ class SQLiteLeases:
     def __init__(self, commit: GroupCommit, reader: BatchedReader) -> None:
         self._commit = commit
         self._reader = reader
-        self._batches = LeaseBatches(self._claim_batch, self._release_batch, shares_outage=is_lock_timeout)
+        self._batches = LeaseBatches(
+            self._claim_batch,
+            self._release_batch,
+            shares_outage=is_lock_timeout,
+            loop_binding=commit.loop_binding,
+        )
         # Who touches these: only the event loop's thread.
         self._refused: set[str] = set()  # keys whose last claim lost: the next one reads first
         self._waiters: dict[str, set[asyncio.Event]] = {}

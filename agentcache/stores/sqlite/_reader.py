@@ -34,7 +34,7 @@ class BatchedReader:
     def __init__(self, file: SQLiteFile) -> None:
         self._file = file
         self._reads: MicroBatcher[tuple[Sequence[str], float], list[Entry | None]] = MicroBatcher(
-            self._read_batch
+            self._read_batch, loop_binding=file.loop_binding
         )
 
     def read(self, keys: Sequence[str], now: float) -> asyncio.Future[list[Entry | None]]:

@@ -22,6 +22,8 @@ def test_the_integration_names_the_extra_to_install() -> None:
     done = run("import agentcache.pydantic_ai")
     assert done.returncode != 0
     assert 'pip install "agentcache[pydantic-ai]"' in done.stderr
+    # Where the extra cannot be installed, the message says which Python it needs.
+    assert ("Python 3.11 or later" in done.stderr) is (sys.version_info < (3, 11)), done.stderr
 
 
 def test_importing_agentcache_does_not_import_pydantic_ai() -> None:
