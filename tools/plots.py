@@ -2,14 +2,16 @@
 
 - ``docs/assets/demo.png``: hit rate and dollars saved over the demo's two runs, from
   ``docs/assets/demo.json`` (written by ``examples/eval_suite.py --json``).
-- ``docs/assets/ratios.png``: agentcache against the baseline of each core benchmark whose ratio is a
-  number, from ``benchmarks/results/core.json`` (written by ``make bench``).
+- ``docs/assets/ratios.png``: agentcache against the baseline of each core benchmark with a target,
+  from ``benchmarks/results/core.json`` (written by ``make bench``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -43,21 +45,41 @@ def demo_chart(runs: list[dict[str, Any]], out: Path) -> None:
     plt.close(fig)
 
 
+def _target(text: object) -> tuple[str, float] | None:
+    """``("<=", 1.5)`` from a target such as ``"≤ 1.5x baseline time"``; None if it has no bound."""
+    match = re.search(r"([≤≥<>])\s*([0-9.]+)", str(text or ""))
+    if match is None:
+        return None
+    return ("<=" if match.group(1) in "≤<" else ">="), float(match.group(2))
+
+
 def ratio_chart(rows: list[dict[str, Any]], machine: str, out: Path) -> None:
-    """One horizontal bar per benchmark with a numeric ratio (log scale: 1 is the baseline)."""
-    numeric = [r for r in rows if isinstance(r["ratio"], (int, float)) and not isinstance(r["ratio"], bool)]
-    numeric = [r for r in numeric if r["ratio"] > 0]
-    fig, ax = plt.subplots(figsize=(9, 0.42 * len(numeric) + 1.2))
-    colors = ["#2a7" if r["met"] else "#c64" if r["met"] is False else "#9ab" for r in numeric]
-    ax.barh([r["name"] for r in numeric], [r["ratio"] for r in numeric], color=colors)
-    ax.axvline(1.0, color="black", linewidth=0.8)
+    """One bar per benchmark that has a target: its ratio to the baseline, and the target's mark."""
+    bounded = []
+    for row in rows:
+        target = _target(row["target"])
+        ratio = row["ratio"]
+        if (
+            target is not None
+            and isinstance(ratio, (int, float))
+            and not isinstance(ratio, bool)
+            and ratio > 0
+        ):
+            bounded.append((row, target))
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(bounded) + 1.6))
+    names = [f"{row['name']}\n({'lower' if op == '<=' else 'higher'} is better)" for row, (op, _) in bounded]
+    colors = ["#2a7" if row["met"] else "#c64" for row, _ in bounded]
+    ax.barh(names, [row["ratio"] for row, _ in bounded], color=colors)
+    for i, (_, (_, bound)) in enumerate(bounded):
+        ax.plot([bound, bound], [i - 0.4, i + 0.4], color="black", linewidth=2)
+    ax.axvline(1.0, color="#888", linewidth=0.8, linestyle=":")
     ax.set_xscale("log")
     ax.invert_yaxis()
-    ax.set_xlabel("ratio to the baseline measured in the same run (median of rounds)")
-    ax.set_title("make bench: green met its target, red did not, grey has none", fontsize=10)
+    ax.set_xlabel("ratio to the baseline of the same run (median of rounds); black mark: the target")
+    ax.set_title("make bench: green met its target, red did not", fontsize=10)
     ax.tick_params(axis="y", labelsize=8)
-    fig.text(0.01, 0.01, machine.strip("_"), fontsize=7, color="#666")
-    fig.tight_layout()
+    fig.text(0.01, 0.01, textwrap.fill(machine.strip("_"), 150), fontsize=6, color="#666")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(out, dpi=110)
     plt.close(fig)
 
