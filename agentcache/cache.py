@@ -56,7 +56,28 @@ _REFRESH = Mode.REFRESH
 
 
 class AgentCache:
-    """An async cache for LLM calls: single-flight, persistent, exact keys. See the README."""
+    """An async cache for LLM calls: single-flight, persistent, exact keys.
+
+    Args:
+        url: the store: ``None`` reads ``$AGENTCACHE_URL``, else ``sqlite:///.agentcache/cache.db``
+            (relative to the working directory); also ``memory://``, ``sqlite:////abs/path.db``,
+            ``redis://host:6379/0``, or a ``Store``. Nothing is opened until first use.
+        namespace: entries of one namespace never serve another.
+        ttl: seconds (or a ``timedelta``) an entry lives; ``None``: no expiry; at most 100 years.
+        mode: ``read_write`` (default), ``read_only``, ``replay``, ``refresh`` or ``off``; ``None``
+            reads ``$AGENTCACHE_MODE``.
+        on_store_error: ``"warn"`` fails open when the store fails; ``"raise"`` raises instead
+            (``replay`` always raises).
+        l1_max_entries: the in-process LRU in front of a persistent store (0: none).
+        store_key_material: ``False`` stores only the hashes of keys (private prompts).
+        clock: the wall clock TTLs are measured with (injectable for tests).
+        lease: cross-process single-flight on misses (``None``: off).
+        store_retry: seconds a failed store is skipped before one call probes it again.
+        max_value_bytes: the largest value stored or read, before compression.
+
+    Raises:
+        ConfigurationError: an option, URL or namespace that cannot work, before anything runs.
+    """
 
     def __init__(
         self,
