@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 
 from agentcache import BackendError
 from agentcache.stores import Entry
 from agentcache.stores.sqlite import SQLiteStore
+from agentcache.stores.sqlite._connect import worker
+from agentcache.stores.sqlite._connection import SQLiteFile
 
 
 @pytest.fixture
@@ -125,3 +129,92 @@ def test_a_store_serves_a_second_asyncio_run_without_being_closed_between(tmp_pa
 
     assert asyncio.run(counted()) == 1  # the first loop's hit count, written by the second
     assert still_running(connection_threads() - before) == []
+
+
+# -- a write transaction left open by a loop that ended ------------------------------------------
+#
+# A loop closed without cancelling its tasks (``loop.close()`` after ``run_until_complete``) leaves
+# the writer inside ``BEGIN IMMEDIATE ... executemany``. The task's frame, and with it the cursor of
+# that ``executemany``, lives on until the garbage collector happens to collect it; sqlite3 only
+# finalizes a statement when its cursor goes, and SQLite closes a connection that still has one as
+# a "zombie" that keeps its transaction, and the write lock, until then. Here the test holds the
+# cursor (as the uncollected frame does); the next loop's store must still be able to write.
+
+UPSERT_META = "INSERT OR REPLACE INTO agentcache_meta (name, value) VALUES (?, ?)"
+
+
+def write_lock_is_free(path: Path) -> bool:
+    """Whether another connection can take the write lock at once (no busy wait)."""
+    probe = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
+        return False
+    else:
+        probe.execute("ROLLBACK")
+        return True
+    finally:
+        probe.close()
+
+
+async def begin_a_write(file: SQLiteFile) -> aiosqlite.Cursor:
+    await file.open(create=True)
+    writer = file.writer
+    await writer.execute("BEGIN IMMEDIATE")
+    return await writer.executemany(UPSERT_META, [("a", "1"), ("b", "2")])
+
+
+def test_a_write_left_open_by_an_ended_loop_does_not_keep_the_lock(
+    tmp_path: Path, thread_deaths: list[BaseException | None]
+) -> None:
+    file = SQLiteFile(tmp_path / "c.db", busy_timeout=0.0)
+    loop = asyncio.new_event_loop()
+    left_open = loop.run_until_complete(begin_a_write(file))  # the cursor an uncollected frame holds
+    loop.close()
+    assert not write_lock_is_free(file.path)
+
+    async def next_run() -> bool:
+        file.follow_loop()  # drops the ended loop's connections
+        free = write_lock_is_free(file.path)
+        await file.close()
+        return free
+
+    assert asyncio.run(next_run())
+    assert left_open is not None
+    assert thread_deaths == []
+
+
+def test_a_write_left_open_by_a_thread_that_died_does_not_keep_the_lock(
+    tmp_path: Path, thread_deaths: list[BaseException | None]
+) -> None:
+    file = SQLiteFile(tmp_path / "c.db", busy_timeout=0.0)
+    gate = threading.Event()
+    loop = asyncio.new_event_loop()
+
+    async def write_then_block() -> tuple[aiosqlite.Cursor, asyncio.Task[Any]]:
+        cursor = await begin_a_write(file)
+        await file.writer.create_function("gate", 0, lambda: gate.wait(10))
+        pending = asyncio.ensure_future(file.writer.execute_fetchall("SELECT gate()"))
+        await asyncio.sleep(0)  # the statement is handed to the thread, which now waits on the gate
+        return cursor, pending
+
+    left_open, pending = loop.run_until_complete(write_then_block())
+    thread = worker(file.writer)
+    loop.close()
+    gate.set()  # the statement ends, and posting its result to the closed loop kills the thread
+    thread.join(10)
+    assert not thread.is_alive()
+    assert [type(exc) for exc in thread_deaths] == [RuntimeError]
+    assert not write_lock_is_free(file.path)
+
+    async def next_run() -> bool:
+        file.follow_loop()
+        free = write_lock_is_free(file.path)
+        await file.close()
+        return free
+
+    assert asyncio.run(next_run())
+    assert left_open is not None
+    assert not pending.done()

@@ -32,11 +32,15 @@ while open) and ``_connect.py`` (its connections, schema, read-only fallback, er
   with "Event loop is closed": a connection of a dead loop is stopped from a thread of its own; the
   connections of a file collected while still open are stopped without any event loop, not by
   aiosqlite's finalizer (which binds its stop to whatever loop was set last, often a closed one).
+  Either way a transaction such a connection left open is rolled back before it closes: closed
+  alone, it could keep the write lock, from every process, for as long as a cursor of the dead
+  loop's tasks lives (``_release``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sqlite3
@@ -356,32 +360,77 @@ async def _close_quietly(conn: aiosqlite.Connection, path: Path) -> None:
 
 
 def _abandon(conn: aiosqlite.Connection) -> None:
-    """Close a connection of a loop that is gone, whether or not its thread survived that."""
-    thread = worker(conn)
-    if thread.is_alive():
-        _stop_unawaited(conn)  # its thread closes it (rolling back) after the job in hand...
-    if not thread.is_alive() and conn._connection is not None:
-        # ...unless posting that job's result to the closed loop killed it. Nobody else can touch
-        # the connection now, and an open transaction would hold the write lock (and every other
-        # process's writes) until the garbage collector happened to close it.
-        conn._connection.close()
-        conn._connection = None
+    """Close a connection of a loop that is gone (rolling back what it left open), thread alive or not."""
+    _stop_unawaited(conn)
 
 
 def _stop_unawaited(conn: aiosqlite.Connection) -> None:
-    """Stop ``conn``'s worker thread, closing the connection, from code that cannot await.
+    """Stop ``conn``'s worker thread and close the connection, rolled back, from code that cannot await.
 
     aiosqlite's ``stop`` binds its completion future to ``asyncio.get_event_loop()``. In a
     finalizer, or once a loop has ended, that is whichever loop was set last, often a closed one,
     and the worker thread then dies posting the completion there ("Event loop is closed"). Called
     from a thread that has no event loop, ``stop`` asks for no completion at all.
+
+    The thread may also die posting the result of the statement it had in hand when the loop
+    closed, before it reaches the stop; the connection is then released here once it has ended
+    (nobody else can touch it then), or, should it still be busy after ``STALE_JOIN_SECONDS``, by a
+    reaper thread waiting for it to end.
     """
-    stopper = threading.Thread(target=conn.stop, name="agentcache-sqlite-stop", daemon=True)
-    stopper.start()
-    stopper.join()
     thread = worker(conn)
-    if thread is not threading.current_thread():  # a finalizer may run on any thread
+    if thread.is_alive():
+        stopper = threading.Thread(target=_post_stop, args=(conn,), name="agentcache-sqlite-stop")
+        stopper.daemon = True
+        stopper.start()
+        stopper.join()
+        if thread is threading.current_thread():  # a finalizer may run on any thread
+            return  # the stop is queued behind the statement this very thread is running
         thread.join(STALE_JOIN_SECONDS)
+    if not thread.is_alive():
+        _release(conn)
+    else:
+        reaper = threading.Thread(target=_release_once_ended, args=(conn,), name="agentcache-sqlite-reap")
+        reaper.daemon = True
+        reaper.start()
+
+
+def _post_stop(conn: aiosqlite.Connection) -> None:
+    """Queue the release of ``conn`` and then aiosqlite's stop (run on a thread without an event loop)."""
+    if not isinstance(conn, threading.Thread):
+        # aiosqlite >= 0.22: its stop closes the connection on the worker thread, without rolling
+        # back, and takes jobs that post no result. (Before, stop only ends the thread, and the
+        # connection is released by whoever waited for that.)
+        conn._tx.put_nowait((None, functools.partial(_release, conn)))
+    conn.stop()
+
+
+def _release(conn: aiosqlite.Connection) -> None:
+    """Roll back the transaction ``conn`` left open, and close it, on a thread nobody else is using it from.
+
+    Closing alone is not enough: a statement whose cursor is still referenced (by the frame of a
+    task destroyed with its loop, until the garbage collector gets to it) is not finalized, and
+    SQLite then keeps the connection as a "zombie" with its transaction, and the write lock that
+    every other connection of every process waits on, until it is.
+    """
+    sqlite_conn, conn._connection = conn._connection, None
+    if sqlite_conn is None:
+        return
+    try:
+        if sqlite_conn.in_transaction:
+            sqlite_conn.rollback()
+    except sqlite3.Error as exc:
+        log.debug("rolling back an abandoned connection failed: %s", exc)
+    finally:
+        try:
+            sqlite_conn.close()
+        except sqlite3.Error as exc:
+            log.debug("closing an abandoned connection failed: %s", exc)
+
+
+def _release_once_ended(conn: aiosqlite.Connection) -> None:
+    """Wait for a busy worker thread to end (stopped or dead), then release its connection if still open."""
+    worker(conn).join()
+    _release(conn)
 
 
 def _stop_left_open(held: _Held, path: str) -> None:
