@@ -326,9 +326,14 @@ class StoreGuard:
             self._read_rest_until = self._write_rest_until
         if not self._warned:
             self._warned = True
+            # A write outage leaves reads alone: say so, or users think nothing is served.
+            outage = (
+                "without storing until it recovers (stored answers are still served)"
+                if writing
+                else "without the cache until it recovers"
+            )
             notices.add(
-                f"agentcache store {redact_url(self.store.url)} failed; calling through "
-                f"without the cache until it recovers: {exc}"
+                f"agentcache store {redact_url(self.store.url)} failed; calling through {outage}: {exc}"
             )
         log.debug("store failure (resting %.3g s): %s", self._rest, exc)
 
