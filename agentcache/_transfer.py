@@ -31,6 +31,7 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -208,8 +209,13 @@ def _parsed(raw: str, source: str, number: int) -> Any:
         raise ImportFileError(source, number, f"not JSON ({exc.msg})") from None
     except RecursionError:
         raise ImportFileError(source, number, "JSON nested too deeply (no export nests like this)") from None
-    except ValueError as exc:  # an integer longer than Python reads (int max str digits)
-        raise ImportFileError(source, number, f"JSON that cannot be read: {exc}") from None
+    except ValueError:  # an integer longer than Python reads; its own wording varies by version
+        limit = sys.get_int_max_str_digits()
+        raise ImportFileError(
+            source,
+            number,
+            f"JSON that cannot be read: a number longer than {limit} digits (no export holds one)",
+        ) from None
 
 
 def _check_header(record: dict[str, Any], source: str) -> None:
