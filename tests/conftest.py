@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,3 +55,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of each store; Redis under this test's own prefix, deleted afterwards."""
+    from tests.stores.conftest import REDIS_URL, delete_prefix, require_redis
+
+    if request.param == "memory":
+        yield "memory://"
+    elif request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cache.db'}"
+    else:
+        require_redis()
+        prefix = f"agentcache-test:{uuid.uuid4().hex[:12]}:"
+        yield f"{REDIS_URL}?prefix={prefix}"
+        asyncio.run(delete_prefix(prefix))

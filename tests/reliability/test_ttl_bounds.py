@@ -8,10 +8,7 @@ a call's, ``set``'s, a decorator's, a pydantic-ai model's, a lease policy's) goe
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -19,32 +16,18 @@ from agentcache import AgentCache, ConfigurationError, LeasePolicy
 from agentcache.stores import Store
 from agentcache.stores.memory import MemoryStore
 from tests.helpers import Upstream
-from tests.stores.conftest import REDIS_URL, delete_prefix, require_redis
 
 HUNDRED_YEARS = 100 * 365.25 * 86400
 TOO_LONG: list[object] = [1e16, 1e12, HUNDRED_YEARS * 1.001, timedelta(days=365 * 200)]
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "memory":
-        yield "memory://"
-    elif request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cache.db'}"
-    else:
-        require_redis()
-        prefix = f"agentcache-test:{uuid.uuid4().hex[:12]}:"
-        yield f"{REDIS_URL}?prefix={prefix}"
-        await delete_prefix(prefix)
-
-
 @pytest.mark.parametrize("ttl", TOO_LONG, ids=repr)
-async def test_a_ttl_no_store_can_keep_is_refused_before_anything_runs(url: str, ttl: float) -> None:
+async def test_a_ttl_no_store_can_keep_is_refused_before_anything_runs(store_url: str, ttl: float) -> None:
     with pytest.raises(ConfigurationError, match=r"at most 3155760000 seconds \(100 years\).*None") as raised:
-        AgentCache(url, ttl=ttl)
+        AgentCache(store_url, ttl=ttl)
     assert "ttl" in str(raised.value)
     upstream = Upstream()
-    async with AgentCache(url) as cache:
+    async with AgentCache(store_url) as cache:
         with pytest.raises(ConfigurationError, match="at most"):
             await cache.get_or_call("k", upstream, ttl=ttl)
         with pytest.raises(ConfigurationError, match="at most"):
@@ -59,8 +42,8 @@ async def test_a_ttl_no_store_can_keep_is_refused_before_anything_runs(url: str,
     assert upstream.calls == 0
 
 
-async def test_the_longest_ttl_is_kept_by_every_store(url: str) -> None:
-    store: str | Store = MemoryStore() if url == "memory://" else url  # one memory store for both
+async def test_the_longest_ttl_is_kept_by_every_store(store_url: str) -> None:
+    store: str | Store = MemoryStore() if store_url == "memory://" else store_url  # one memory store for both
     upstream = Upstream()
     async with AgentCache(store, ttl=timedelta(days=36525), l1_max_entries=0) as cache:
         assert await cache.get_or_call("k", upstream) == "answer to k"

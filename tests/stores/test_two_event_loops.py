@@ -29,19 +29,6 @@ from .conftest import REDIS_URL, delete_prefix, require_redis
 JOIN = 60.0  # seconds a thread may take; far beyond what any of these needs
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str) -> Iterator[str]:
-    """A URL of each store; Redis under this test's own prefix, deleted afterwards."""
-    if request.param == "memory":
-        yield "memory://"
-    elif request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cache.db'}"
-    else:
-        require_redis()
-        yield f"{REDIS_URL}?prefix={redis_prefix}"
-        asyncio.run(delete_prefix(redis_prefix))
-
-
 @pytest.fixture(params=["sqlite", "redis"])
 def persistent_url(request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str) -> Iterator[str]:
     """A URL of each persistent store (entries outlive the cache object)."""
