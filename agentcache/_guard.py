@@ -90,7 +90,7 @@ class StoreGuard:
         retry: float,
         stats: StatsRecorder,
         monotonic: Callable[[], float] = time.monotonic,
-        probe_wait: float = PROBE_WAIT,
+        probe_wait: float | None = None,
     ) -> None:
         self.store = store
         self._monotonic = monotonic
@@ -102,7 +102,7 @@ class StoreGuard:
         self._leases = leases_of(store)
         reachability = reachability_of(store)
         self._unreachable = None if reachability is None else reachability.unreachable
-        self._probe_wait = probe_wait
+        self._probe_wait = PROBE_WAIT if probe_wait is None else probe_wait
         self._open = False
         self._opening: asyncio.Task[None] | None = None
         self._probe: asyncio.Future[Any] | None = None  # the probe in progress (the running loop's)

@@ -41,6 +41,18 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture
+def patient_probes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The call that probes a recovering store waits for the probe to end, however busy the machine.
+
+    For tests that count what the first calls after an outage do: with the store back, the probe
+    answers well within ``PROBE_WAIT`` on a quiet machine, but reopening a file or reconnecting can
+    outlast it on a loaded one (that call then goes through unstored, and calls after it skip the
+    store until the probe ends), which is a different count, not a different behaviour.
+    """
+    monkeypatch.setattr("agentcache._guard.PROBE_WAIT", 30.0)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--run-slow", action="store_true", default=False, help="also run @pytest.mark.slow tests"

@@ -68,6 +68,7 @@ class FlakyStore:
         self.inner.note_hit(key, now)
 
 
+@pytest.mark.usefixtures("patient_probes")
 async def test_an_outage_calls_through_warns_once_and_counts(tmp_path: Path) -> None:
     store = FlakyStore(tmp_path / "c.db")
     upstream = Upstream()
@@ -126,6 +127,7 @@ async def test_a_folder_that_cannot_be_created_fails_open(tmp_path: Path) -> Non
         assert cache.stats.errors == 1
 
 
+@pytest.mark.usefixtures("patient_probes")
 async def test_a_store_that_comes_back_is_used_again(tmp_path: Path) -> None:
     store = FlakyStore(tmp_path / "c.db")
     store.broken = True

@@ -126,6 +126,7 @@ async def test_another_file_renamed_over_the_path_is_never_written_to(tmp_path: 
     assert_warned_once(warned, cache)
 
 
+@pytest.mark.usefixtures("patient_probes")
 async def test_a_second_process_after_the_file_is_replaced_shares_the_first_ones_leases(
     tmp_path: Path,
 ) -> None:

@@ -57,6 +57,7 @@ async def limit_pages(store: SQLiteStore, extra_pages: int | None) -> None:
     await writer.execute(f"PRAGMA max_page_count = {count + extra_pages}")
 
 
+@pytest.mark.usefixtures("patient_probes")
 async def test_a_full_database_fails_open_stores_nothing_half_way_and_recovers(tmp_path: Path) -> None:
     db = tmp_path / "full.db"
     cache = AgentCache(f"sqlite:///{db}", l1_max_entries=0, store_retry=0)
@@ -94,6 +95,7 @@ async def test_a_full_database_fails_open_stores_nothing_half_way_and_recovers(t
     assert assert_whole_or_absent(db, cache, answers) == stored_while_full + len(later)
 
 
+@pytest.mark.usefixtures("patient_probes")
 async def test_a_full_filesystem_fails_open_and_caching_resumes_when_space_returns(
     small_disk: Path,
 ) -> None:
@@ -184,6 +186,7 @@ async def assert_caching_resumes(cache: AgentCache, upstream: Upstream) -> None:
     assert (cache.stats.errors, upstream.calls) == (errors, calls + 1)
 
 
+@pytest.mark.usefixtures("patient_probes")
 async def test_a_write_lock_held_by_another_process_fails_open_without_hanging(tmp_path: Path) -> None:
     """BEGIN EXCLUSIVE elsewhere: reads go on (WAL), writes fail after the busy timeout."""
     db = tmp_path / "locked.db"
@@ -198,6 +201,7 @@ async def test_a_write_lock_held_by_another_process_fails_open_without_hanging(t
         await assert_caching_resumes(cache, upstream)
 
 
+@pytest.mark.usefixtures("patient_probes")
 async def test_a_database_held_exclusively_at_open_fails_open_without_hanging(tmp_path: Path) -> None:
     """locking_mode=EXCLUSIVE elsewhere shuts out readers too: the open itself fails, once."""
     db = tmp_path / "locked.db"

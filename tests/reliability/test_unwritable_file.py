@@ -77,6 +77,7 @@ async def test_a_fresh_process_serves_every_stored_answer_from_a_full_disk(small
     assert digest(db) == before
 
 
+@pytest.mark.usefixtures("patient_probes")
 async def test_a_running_cache_on_a_disk_that_fills_up_still_serves_every_stored_answer(
     small_disk: Path,
 ) -> None:

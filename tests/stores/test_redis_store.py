@@ -127,6 +127,7 @@ class Upstream:
         return f"answer to {prompt}"
 
 
+@pytest.mark.usefixtures("patient_probes")
 async def test_redis_dying_mid_run_fails_open_once_and_caching_resumes(private_redis: RedisServer) -> None:
     upstream = Upstream()
     async with AgentCache(private_redis.url, l1_max_entries=0, store_retry=0.0) as cache:
@@ -150,6 +151,7 @@ async def test_redis_dying_mid_run_fails_open_once_and_caching_resumes(private_r
         assert upstream.calls == 5
 
 
+@pytest.mark.usefixtures("patient_probes")
 async def test_redis_down_at_start_fails_open_and_recovers(private_redis: RedisServer) -> None:
     upstream = Upstream()
     private_redis.kill()
