@@ -102,6 +102,7 @@ class StoreGuard:
         self._leases = leases_of(store)
         reachability = reachability_of(store)
         self._unreachable = None if reachability is None else reachability.unreachable
+        # Read here, not bound as a default argument: a test can lengthen it for the guards it builds.
         self._probe_wait = PROBE_WAIT if probe_wait is None else probe_wait
         self._open = False
         self._opening: asyncio.Task[None] | None = None
